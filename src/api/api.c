@@ -1,0 +1,384 @@
+/*
+ * Routing, the error shape and the map from error codes to HTTP statuses,
+ * and the request helpers every resource handler uses.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <errno.h>
+
+#include "api/api_int.h"
+#include "core/codec.h"
+#include "core/jw.h"
+#include "core/log.h"
+
+struct db *api_db;
+
+static const struct http_route routes[] = {
+    {HTTP_GET, "/healthz", api_healthz},
+    {HTTP_GET, "/readyz", api_readyz},
+    {HTTP_GET, "/openapi.json", api_openapi},
+    {HTTP_GET, "/api/v1/models", api_models_list},
+    {HTTP_POST, "/api/v1/models", api_models_create},
+    {HTTP_GET, "/api/v1/models/{id}", api_models_get},
+    {HTTP_PUT, "/api/v1/models/{id}", api_models_put},
+    {HTTP_PATCH, "/api/v1/models/{id}", api_models_patch},
+    {HTTP_DELETE, "/api/v1/models/{id}", api_models_delete},
+    {HTTP_GET, "/api/v1/models/{id}/benchmarks", api_models_runs},
+    {HTTP_GET, "/api/v1/hardware", api_hw_list},
+    {HTTP_POST, "/api/v1/hardware", api_hw_create},
+    {HTTP_GET, "/api/v1/hardware/{id}", api_hw_get},
+    {HTTP_PUT, "/api/v1/hardware/{id}", api_hw_put},
+    {HTTP_DELETE, "/api/v1/hardware/{id}", api_hw_delete},
+    {HTTP_GET, "/api/v1/benchmarks", api_runs_list},
+    {HTTP_POST, "/api/v1/benchmarks", api_runs_create},
+    {HTTP_GET, "/api/v1/benchmarks/{id}", api_runs_get},
+    {HTTP_DELETE, "/api/v1/benchmarks/{id}", api_runs_delete},
+    {HTTP_GET, "/api/v1/benchmarks/{id}/samples", api_runs_samples},
+};
+#define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
+
+const struct http_route *api_routes(int *n)
+{
+    *n = NROUTES;
+    return routes;
+}
+
+void api_init(struct db *db)
+{
+    api_db = db;
+}
+
+void api_error(struct http_resp *resp, int status, const char *code, const char *field,
+               const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    buf_reset(&resp->body);
+    resp->status = status;
+    resp->content_type = "application/json; charset=utf-8";
+    struct jw w;
+    jw_init(&w, &resp->body);
+    jw_obj_open(&w);
+    jw_key(&w, "error");
+    jw_obj_open(&w);
+    jw_key(&w, "code");
+    jw_cstr(&w, code);
+    jw_key(&w, "message");
+    jw_cstr(&w, msg);
+    if (field && *field) {
+        jw_key(&w, "field");
+        jw_cstr(&w, field);
+    }
+    jw_obj_close(&w);
+    jw_obj_close(&w);
+}
+
+void api_fail(struct http_resp *resp, int rc, const struct err_detail *d)
+{
+    const char *msg = d->msg[0] ? d->msg : err_str(rc);
+    switch (rc) {
+    case ERR_NOTFOUND:
+        api_error(resp, 404, "not_found", d->field, "%s", msg);
+        return;
+    case ERR_EXISTS:
+    case ERR_CONFLICT:
+        api_error(resp, 409, "conflict", d->field, "%s", msg);
+        return;
+    case ERR_REPLAY:
+        api_error(resp, 409, "idempotency_conflict", d->field, "%s", msg);
+        return;
+    case ERR_PRECOND:
+        api_error(resp, 412, "precondition_failed", d->field, "%s", msg);
+        return;
+    case ERR_INVAL:
+    case ERR_RANGE:
+        api_error(resp, 422, "validation_failed", d->field, "%s", msg);
+        return;
+    case ERR_PARSE:
+        if (strcmp(d->field, "cursor") == 0)
+            api_error(resp, 400, "bad_cursor", d->field, "%s", msg);
+        else
+            api_error(resp, 400, "bad_json", d->field, "%s", msg);
+        return;
+    case ERR_BUSY:
+    case ERR_UNAVAIL:
+        api_error(resp, 503, "unavailable", NULL, "the store is unavailable: %s", msg);
+        http_resp_header(resp, "Retry-After", "1");
+        return;
+    default:
+        log_error("api", "internal error %s: %s", err_name(rc), msg);
+        api_error(resp, 500, "internal", NULL, "internal error");
+        return;
+    }
+}
+
+int api_conn(struct http_resp *resp, struct db_conn **c)
+{
+    struct err_detail d;
+    err_clear(&d);
+    int rc = db_acquire(api_db, c, &d);
+    if (rc) {
+        log_warn("api", "store connection failed: %s", d.msg);
+        api_error(resp, 503, "unavailable", NULL, "the store is unavailable");
+        http_resp_header(resp, "Retry-After", "1");
+    }
+    return rc;
+}
+
+/* Media type of a Content-Type value, lowercased, without parameters. */
+static int media_is(const char *ct, const char *want)
+{
+    size_t n = strlen(want);
+    while (*ct == ' ')
+        ct++;
+    if (strncasecmp(ct, want, n) != 0)
+        return 0;
+    ct += n;
+    while (*ct == ' ')
+        ct++;
+    return *ct == '\0' || *ct == ';';
+}
+
+int api_body(struct http_req *req, struct http_resp *resp, int accept_merge, json_t **out)
+{
+    const char *ct = http_header(req, "Content-Type");
+    if (!ct || !(media_is(ct, "application/json") ||
+                 (accept_merge && media_is(ct, "application/merge-patch+json")))) {
+        api_error(resp, 415, "unsupported_media_type", NULL,
+                  "send the body as Content-Type: application/json%s",
+                  accept_merge ? " or application/merge-patch+json" : "");
+        return -1;
+    }
+    json_error_t jerr;
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j) {
+        api_error(resp, 400, "bad_json", NULL, "malformed JSON at line %d column %d: %s",
+                  jerr.line, jerr.column, jerr.text);
+        return -1;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        api_error(resp, 400, "bad_json", NULL, "the body must be a JSON object");
+        return -1;
+    }
+    *out = j;
+    return 0;
+}
+
+int api_list_args(struct http_req *req, struct http_resp *resp, const char *const *allowed,
+                  struct cat_page *pg)
+{
+    if (req->bad_query) {
+        api_error(resp, 400, "bad_parameter", "query", "malformed query string");
+        return -1;
+    }
+    for (int i = 0; i < req->nquery; i++) {
+        const char *k = req->query[i].key;
+        int ok = !strcmp(k, "limit") || !strcmp(k, "cursor") || !strcmp(k, "sort");
+        for (const char *const *a = allowed; !ok && *a; a++)
+            ok = strcmp(*a, k) == 0;
+        if (!ok) {
+            api_error(resp, 400, "bad_parameter", k, "unknown query parameter '%.64s'", k);
+            return -1;
+        }
+    }
+    int has;
+    int64_t limit = 50;
+    if (api_q_int(req, resp, "limit", &has, &limit))
+        return -1;
+    if (limit < 1 || limit > 200) {
+        api_error(resp, 400, "bad_parameter", "limit", "limit must be between 1 and 200");
+        return -1;
+    }
+    pg->limit = (int)limit;
+    pg->cursor = http_query(req, "cursor");
+    pg->sort = http_query(req, "sort");
+    if (pg->cursor && !*pg->cursor) {
+        api_error(resp, 400, "bad_cursor", "cursor", "cursor is empty");
+        return -1;
+    }
+    return 0;
+}
+
+int api_q_double(struct http_req *req, struct http_resp *resp, const char *key, int *has,
+                 double *v)
+{
+    const char *s = http_query(req, key);
+    *has = s != NULL;
+    if (!s)
+        return 0;
+    char *end;
+    errno = 0;
+    double x = strtod(s, &end);
+    if (!*s || *end || errno || !isfinite(x)) {
+        api_error(resp, 400, "bad_parameter", key, "%s must be a number", key);
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+int api_q_int(struct http_req *req, struct http_resp *resp, const char *key, int *has,
+              int64_t *v)
+{
+    const char *s = http_query(req, key);
+    *has = s != NULL;
+    if (!s)
+        return 0;
+    char *end;
+    errno = 0;
+    long long x = strtoll(s, &end, 10);
+    if (!*s || *end || errno) {
+        api_error(resp, 400, "bad_parameter", key, "%s must be an integer", key);
+        return -1;
+    }
+    *v = x;
+    return 0;
+}
+
+int api_q_bool(struct http_req *req, struct http_resp *resp, const char *key, int *v)
+{
+    const char *s = http_query(req, key);
+    *v = 0;
+    if (!s || !strcmp(s, "false") || !strcmp(s, "0"))
+        return 0;
+    if (!strcmp(s, "true") || !strcmp(s, "1") || !*s) {
+        *v = 1;
+        return 0;
+    }
+    api_error(resp, 400, "bad_parameter", key, "%s must be true or false", key);
+    return -1;
+}
+
+void api_item(struct http_req *req, struct http_resp *resp, int status, const char *etag)
+{
+    http_resp_header(resp, "ETag", "%s", etag);
+    if (status == 200 && (req->method & (HTTP_GET | HTTP_HEAD))) {
+        const char *inm = http_header(req, "If-None-Match");
+        if (inm && cat_etag_matches(inm, etag, 1)) {
+            buf_reset(&resp->body);
+            resp->status = 304;
+            return;
+        }
+    }
+    resp->status = status;
+    resp->content_type = "application/json; charset=utf-8";
+}
+
+void api_location(struct http_resp *resp, const char *prefix, const char *id)
+{
+    struct buf b;
+    buf_init(&b, 480);
+    buf_puts(&b, prefix);
+    codec_pct_encode(&b, id, strlen(id));
+    if (!buf_err(&b))
+        http_resp_header(resp, "Location", "%s", b.p);
+    buf_free(&b);
+}
+
+void api_reject(struct http_resp *resp, int status)
+{
+    if (status == 413)
+        api_error(resp, 413, "payload_too_large", NULL, "the request body is too large");
+    else
+        api_error(resp, status, "bad_request", NULL, "request refused");
+}
+
+void api_dispatch(struct http_req *req, struct http_resp *resp)
+{
+    int allow, bad;
+    const struct http_route *r = http_route_match(routes, NROUTES, req, &allow, &bad);
+    if (r) {
+        r->handler(req, resp);
+        return;
+    }
+    if (bad) {
+        api_error(resp, 400, "bad_parameter", "path", "malformed percent-encoding in the path");
+    } else if (allow) {
+        char methods[128];
+        http_allow_string(allow, methods, sizeof(methods));
+        api_error(resp, 405, "method_not_allowed", NULL, "%s is not allowed here; use %s",
+                  req->method_name, methods);
+        http_resp_header(resp, "Allow", "%s", methods);
+    } else {
+        api_error(resp, 404, "not_found", NULL, "no route for %.200s", req->path);
+    }
+}
+
+void api_get_item(struct http_req *req, struct http_resp *resp, cat_get_fn get)
+{
+    struct db_conn *c;
+    struct err_detail d;
+    char etag[21];
+    err_clear(&d);
+    if (api_conn(resp, &c))
+        return;
+    int rc = get(c, req->params[0], &resp->body, etag, &d);
+    db_release(api_db, c);
+    if (rc)
+        api_fail(resp, rc, &d);
+    else
+        api_item(req, resp, 200, etag);
+}
+
+void api_write_item(struct http_req *req, struct http_resp *resp, cat_write_fn write,
+                    enum cat_write how, const char *prefix)
+{
+    struct db_conn *c;
+    struct err_detail d;
+    json_t *body;
+    char etag[21];
+    err_clear(&d);
+    if (api_body(req, resp, how == CAT_PATCH, &body))
+        return;
+    if (api_conn(resp, &c)) {
+        json_decref(body);
+        return;
+    }
+    int rc = write(c, how, how == CAT_CREATE ? NULL : req->params[0], body,
+                   http_header(req, "If-Match"), &resp->body, etag, &d);
+    db_release(api_db, c);
+    if (rc) {
+        api_fail(resp, rc, &d);
+    } else {
+        if (how == CAT_CREATE)
+            api_location(resp, prefix, json_string_value(json_object_get(body, "id")));
+        api_item(req, resp, how == CAT_CREATE ? 201 : 200, etag);
+    }
+    json_decref(body);
+}
+
+void api_delete_item(struct http_req *req, struct http_resp *resp, cat_delete_fn del)
+{
+    struct db_conn *c;
+    struct err_detail d;
+    int cascade;
+    err_clear(&d);
+    if (api_q_bool(req, resp, "cascade", &cascade) || api_conn(resp, &c))
+        return;
+    int rc = del(c, req->params[0], cascade, http_header(req, "If-Match"), &d);
+    db_release(api_db, c);
+    if (rc)
+        api_fail(resp, rc, &d);
+    else
+        resp->status = 204;
+}
+
+void api_list_done(struct http_resp *resp, int rc, const struct err_detail *d)
+{
+    if (rc == ERR_INVAL)
+        api_error(resp, 400, "bad_parameter", d->field, "%s", d->msg);
+    else if (rc)
+        api_fail(resp, rc, d);
+    else {
+        resp->status = 200;
+        resp->content_type = "application/json; charset=utf-8";
+    }
+}

@@ -1,0 +1,21 @@
+/*
+ * The REST API: the route table and the request handlers that map HTTP to
+ * catalog calls. api_dispatch is the http server's dispatch function.
+ */
+#ifndef MC_API_API_H
+#define MC_API_API_H
+
+#include "db/db.h"
+#include "http/http.h"
+
+/* Sets the store every handler uses. Call before the server starts. */
+void api_init(struct db *db);
+/* Routes req and fills resp (always: errors become JSON error bodies). */
+void api_dispatch(struct http_req *req, struct http_resp *resp);
+/* Fills resp with the error body of a status the server refused itself. */
+void api_reject(struct http_resp *resp, int status);
+
+/* The route table, for tests (e.g. that each route is in the OpenAPI doc). */
+const struct http_route *api_routes(int *n);
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * Private to api/: helpers shared by the resource handlers.
+ */
+#ifndef MC_API_API_INT_H
+#define MC_API_API_INT_H
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "catalog/catalog.h"
+
+extern struct db *api_db;
+
+/* Writes the one error shape {"error":{code,message[,field]}} with status. */
+void api_error(struct http_resp *resp, int status, const char *code, const char *field,
+               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Maps a catalog/store error code to a status and error body. */
+void api_fail(struct http_resp *resp, int rc, const struct err_detail *d);
+
+/* Takes a store connection; on failure writes 503 and returns non-zero. */
+int api_conn(struct http_resp *resp, struct db_conn **c);
+
+/*
+ * Parses the JSON body of a write: checks Content-Type (415), parses (400)
+ * and requires an object. On failure writes the error and returns non-zero.
+ * accept_merge: also accept application/merge-patch+json.
+ */
+int api_body(struct http_req *req, struct http_resp *resp, int accept_merge, json_t **out);
+
+/*
+ * Checks that every query argument is one of `allowed` (NULL-terminated)
+ * and parses limit/cursor/sort into pg. Writes 400 and returns non-zero on
+ * a bad argument.
+ */
+int api_list_args(struct http_req *req, struct http_resp *resp, const char *const *allowed,
+                  struct cat_page *pg);
+/* Parses an optional number / integer / boolean query argument (400 on error). */
+int api_q_double(struct http_req *req, struct http_resp *resp, const char *key, int *has,
+                 double *v);
+int api_q_int(struct http_req *req, struct http_resp *resp, const char *key, int *has,
+              int64_t *v);
+int api_q_bool(struct http_req *req, struct http_resp *resp, const char *key, int *v);
+
+/* Sends a single item: 200/201 with ETag, or 304 for a matching If-None-Match. */
+void api_item(struct http_req *req, struct http_resp *resp, int status, const char *etag);
+/* Adds "Location: prefix + percent-encoded id". */
+void api_location(struct http_resp *resp, const char *prefix, const char *id);
+
+typedef int (*cat_get_fn)(struct db_conn *, const char *, struct buf *, char[21],
+                          struct err_detail *);
+typedef int (*cat_write_fn)(struct db_conn *, enum cat_write, const char *, json_t *,
+                            const char *, struct buf *, char[21], struct err_detail *);
+typedef int (*cat_delete_fn)(struct db_conn *, const char *, int, const char *,
+                             struct err_detail *);
+
+/* GET of one item named by the path's {id}: 200 + ETag, 304, or an error. */
+void api_get_item(struct http_req *req, struct http_resp *resp, cat_get_fn get);
+/* POST (how = CAT_CREATE; Location under prefix), PUT or PATCH of one item. */
+void api_write_item(struct http_req *req, struct http_resp *resp, cat_write_fn write,
+                    enum cat_write how, const char *prefix);
+/* DELETE of the path's {id}, honouring ?cascade= and If-Match: 204 or an error. */
+void api_delete_item(struct http_req *req, struct http_resp *resp, cat_delete_fn del);
+/* Finishes a list response: 200, 400 for a bad sort, or the mapped error. */
+void api_list_done(struct http_resp *resp, int rc, const struct err_detail *d);
+
+/* Handlers. */
+void api_models_list(struct http_req *, struct http_resp *);
+void api_models_create(struct http_req *, struct http_resp *);
+void api_models_get(struct http_req *, struct http_resp *);
+void api_models_put(struct http_req *, struct http_resp *);
+void api_models_patch(struct http_req *, struct http_resp *);
+void api_models_delete(struct http_req *, struct http_resp *);
+void api_models_runs(struct http_req *, struct http_resp *);
+void api_hw_list(struct http_req *, struct http_resp *);
+void api_hw_create(struct http_req *, struct http_resp *);
+void api_hw_get(struct http_req *, struct http_resp *);
+void api_hw_put(struct http_req *, struct http_resp *);
+void api_hw_delete(struct http_req *, struct http_resp *);
+void api_runs_list(struct http_req *, struct http_resp *);
+void api_runs_create(struct http_req *, struct http_resp *);
+void api_runs_get(struct http_req *, struct http_resp *);
+void api_runs_delete(struct http_req *, struct http_resp *);
+void api_runs_samples(struct http_req *, struct http_resp *);
+void api_healthz(struct http_req *, struct http_resp *);
+void api_readyz(struct http_req *, struct http_resp *);
+void api_openapi(struct http_req *, struct http_resp *);
+
+#endif

@@ -1,0 +1,130 @@
+/*
+ * Handlers of /api/v1/benchmarks[/{id}[/samples]] and
+ * /api/v1/models/{id}/benchmarks.
+ */
+#include <string.h>
+
+#include "api/api_int.h"
+
+static const char *const list_params[] = {
+    "model", "engine", "engine_version", "hardware", "gpu_count", "sweep_id", "dataset", NULL,
+};
+
+/* Lists runs; model_id (from the path) overrides the model filter. */
+static void list_runs(struct http_req *req, struct http_resp *resp, const char *model_id)
+{
+    struct cat_run_filter f;
+    struct cat_page pg;
+    struct db_conn *c;
+    struct err_detail d;
+    char etag[21];
+    memset(&f, 0, sizeof(f));
+    err_clear(&d);
+    if (api_list_args(req, resp, list_params + (model_id != NULL), &pg) ||
+        api_q_int(req, resp, "gpu_count", &f.has_gpu_count, &f.gpu_count))
+        return;
+    f.model = model_id ? model_id : http_query(req, "model");
+    f.engine = http_query(req, "engine");
+    f.engine_version = http_query(req, "engine_version");
+    f.hardware = http_query(req, "hardware");
+    f.sweep_id = http_query(req, "sweep_id");
+    f.dataset = http_query(req, "dataset");
+    if (api_conn(resp, &c))
+        return;
+    int rc = 0;
+    if (model_id) { /* 404 for an unknown model, not an empty list */
+        rc = cat_model_get(c, model_id, &resp->body, etag, &d);
+        buf_reset(&resp->body);
+    }
+    if (!rc)
+        rc = cat_run_list(c, &f, &pg, &resp->body, &d);
+    db_release(api_db, c);
+    api_list_done(resp, rc, &d);
+}
+
+void api_runs_list(struct http_req *req, struct http_resp *resp)
+{
+    list_runs(req, resp, NULL);
+}
+
+void api_models_runs(struct http_req *req, struct http_resp *resp)
+{
+    list_runs(req, resp, req->params[0]);
+}
+
+void api_runs_create(struct http_req *req, struct http_resp *resp)
+{
+    struct db_conn *c;
+    struct err_detail d;
+    json_t *body;
+    char etag[21];
+    int replayed = 0;
+    err_clear(&d);
+    const char *key = http_header(req, "Idempotency-Key");
+    if (key) {
+        size_t n = strlen(key);
+        int ok = n >= 1 && n <= 128;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = key[i] > ' ' && key[i] < 0x7f;
+        if (!ok) {
+            api_error(resp, 400, "bad_parameter", "Idempotency-Key",
+                      "Idempotency-Key must be 1 to 128 printable ASCII characters");
+            return;
+        }
+    }
+    if (api_body(req, resp, 0, &body))
+        return;
+    if (api_conn(resp, &c)) {
+        json_decref(body);
+        return;
+    }
+    int rc = cat_run_create(c, body, key, &resp->body, etag, &replayed, &d);
+    db_release(api_db, c);
+    json_decref(body);
+    if (rc) {
+        api_fail(resp, rc, &d);
+        return;
+    }
+    /* The id is the first member the renderer writes: {"id":"<36>" */
+    char id[37] = "";
+    if (resp->body.len > 44)
+        memcpy(id, resp->body.p + 7, 36);
+    api_location(resp, "/api/v1/benchmarks/", id);
+    api_item(req, resp, replayed ? 200 : 201, etag);
+}
+
+void api_runs_get(struct http_req *req, struct http_resp *resp)
+{
+    api_get_item(req, resp, cat_run_get);
+}
+
+static int delete_run(struct db_conn *c, const char *id, int cascade, const char *if_match,
+                      struct err_detail *d)
+{
+    (void)cascade; /* samples always go with their run */
+    return cat_run_delete(c, id, if_match, d);
+}
+
+void api_runs_delete(struct http_req *req, struct http_resp *resp)
+{
+    api_delete_item(req, resp, delete_run);
+}
+
+void api_runs_samples(struct http_req *req, struct http_resp *resp)
+{
+    struct db_conn *c;
+    struct err_detail d;
+    err_clear(&d);
+    const char *accept = http_header(req, "Accept");
+    int csv = accept && strstr(accept, "text/csv") != NULL;
+    if (api_conn(resp, &c))
+        return;
+    int rc = cat_run_samples(c, req->params[0], csv, &resp->body, &d);
+    db_release(api_db, c);
+    if (rc) {
+        api_fail(resp, rc, &d);
+        return;
+    }
+    resp->status = 200;
+    resp->content_type = csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8";
+}

@@ -1,0 +1,272 @@
+/*
+ * Creation of benchmark runs (one transaction: the run, its per-request
+ * samples and its idempotency key) and the samples export as JSON or CSV.
+ */
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "catalog/item.h"
+#include "core/codec.h"
+#include "core/mem.h"
+#include "core/timeutil.h"
+
+#define MAX_SAMPLES 1000000
+
+extern struct resource cat_runs;
+
+static const char *const sample_cols[] = {
+    "scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns",
+    "input_tokens", "output_tokens", "error",
+};
+#define NSCOL 7
+
+/* Validates samples[i] into p[0..6]. */
+static int check_sample(json_t *s, size_t i, struct db_param *p, struct err_detail *d)
+{
+    char field[ERR_FIELD_LEN];
+    if (!json_is_object(s))
+        return err_set(d, ERR_INVAL, "samples", "samples[%zu] must be an object", i);
+    const char *k;
+    json_t *v;
+    json_object_foreach(s, k, v) {
+        int known = 0;
+        for (int c = 0; c < NSCOL; c++)
+            known |= strcmp(k, sample_cols[c]) == 0;
+        if (!known) {
+            snprintf(field, sizeof(field), "samples[%zu].%.24s", i, k);
+            return err_set(d, ERR_INVAL, field, "unknown field '%.64s'", k);
+        }
+    }
+    for (int c = 0; c < NSCOL; c++) {
+        v = json_object_get(s, sample_cols[c]);
+        snprintf(field, sizeof(field), "samples[%zu].%s", i, sample_cols[c]);
+        int nullable = c == 2 || c == 3 || c == 6;
+        if (!v || json_is_null(v)) {
+            if (!nullable)
+                return err_set(d, ERR_INVAL, field, "%s is required", field);
+            p[c] = db_p_null();
+        } else if (c == 6) {
+            if (!json_is_string(v) || json_string_length(v) > 1024 ||
+                chk_printable(json_string_value(v), json_string_length(v)))
+                return err_set(d, ERR_INVAL, field,
+                               "%s must be a string of at most 1024 characters", field);
+            p[c] = db_p_text(json_string_value(v), json_string_length(v));
+        } else {
+            if (!json_is_integer(v) || json_integer_value(v) < 0)
+                return err_set(d, ERR_INVAL, field, "%s must be an integer >= 0", field);
+            p[c] = db_p_int(json_integer_value(v));
+        }
+    }
+    return 0;
+}
+
+/* Hex SHA-256 of the body in canonical form (sorted keys, compact). */
+static int body_hash(json_t *body, char out[65], struct err_detail *d)
+{
+    char *s = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    unsigned char md[32];
+    unsigned int n = 0;
+    if (!s)
+        return err_set(d, ERR_NOMEM, NULL, "out of memory");
+    int ok = EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
+    free(s);
+    if (!ok || n != 32)
+        return err_set(d, ERR_INTERNAL, NULL, "hash failed");
+    for (int i = 0; i < 32; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+/* Refers to an existing row, else 422 on field. */
+static int must_exist(struct db_conn *c, const char *sql, const struct db_param *p,
+                      const char *field, struct err_detail *d)
+{
+    int64_t v;
+    int rc = db_query_int(c, sql, p, 1, &v, d);
+    if (rc == ERR_NOTFOUND)
+        return err_set(d, ERR_INVAL, field, "no %s '%.*s' in the catalog", field,
+                       (int)p->n, p->s);
+    return rc;
+}
+
+static int insert_samples(struct db_conn *c, const char *run_id, json_t *samples,
+                          struct err_detail *d)
+{
+    struct db_param p[2 + NSCOL];
+    p[0] = db_p_text(run_id, strlen(run_id));
+    for (size_t i = 0; i < json_array_size(samples); i++) {
+        int rc = check_sample(json_array_get(samples, i), i, p + 2, d);
+        if (rc)
+            return rc;
+        p[1] = db_p_int((int64_t)i);
+        rc = db_exec(c,
+                     "INSERT INTO samples (run_id, idx, scheduled_ns, sent_ns,"
+                     " first_token_ns, last_token_ns, input_tokens, output_tokens, error)"
+                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     p, 2 + NSCOL, NULL, d);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key, struct buf *out,
+                   char etag[21], int *replayed, struct err_detail *d)
+{
+    struct rec rec;
+    struct db_param p[REC_MAX];
+    char id[37], hash[65];
+    int rc;
+    *replayed = 0;
+    memset(&rec, 0, sizeof(rec));
+    if (!json_is_object(body))
+        return err_set(d, ERR_PARSE, NULL, "the body must be a JSON object");
+    json_t *samples = json_object_get(body, "samples");
+    if (samples && !json_is_null(samples) && !json_is_array(samples))
+        return err_set(d, ERR_INVAL, "samples", "samples must be an array");
+    size_t nsamples = json_array_size(samples);
+    if (nsamples > MAX_SAMPLES)
+        return err_set(d, ERR_RANGE, "samples", "at most %d samples per run", MAX_SAMPLES);
+    if ((rc = rec_validate(&cat_runs, body, &rec, d)))
+        goto out_free;
+    if (idem_key && (rc = body_hash(body, hash, d)))
+        goto out_free;
+    if ((rc = db_begin(c, 1, d)))
+        goto out_free;
+    if (idem_key) {
+        struct db_param k = db_p_text(idem_key, strlen(idem_key));
+        struct db_rows *row;
+        if ((rc = db_query(c, "SELECT body_hash, run_id FROM idempotency_keys WHERE key = $1",
+                           &k, 1, &row, d)))
+            goto out;
+        rc = db_next(row);
+        if (rc == 1) {
+            int same = strcmp(db_col_text(row, 0, NULL), hash) == 0;
+            snprintf(id, sizeof(id), "%s", db_col_text(row, 1, NULL));
+            db_rows_close(row);
+            if (!same) {
+                rc = err_set(d, ERR_REPLAY, "Idempotency-Key",
+                             "Idempotency-Key was used with a different request body");
+                goto out;
+            }
+            *replayed = 1;
+            rc = item_get(&cat_runs, c, id, out, etag, d);
+            if (!rc)
+                rc = db_commit(c, d);
+            goto out;
+        }
+        db_rows_close(row);
+        if (rc < 0)
+            goto out;
+    }
+    int mi = rec_field(&cat_runs, "model"), hi = rec_field(&cat_runs, "hardware");
+    if ((rc = must_exist(c, "SELECT 1 FROM models WHERE id = $1", &rec.v[mi], "model", d)) ||
+        (rc = must_exist(c, "SELECT 1 FROM hardware WHERE id = $1", &rec.v[hi], "hardware", d)))
+        goto out;
+    int64_t now = time_wall_ms();
+    if (codec_uuid7(id, now)) {
+        rc = err_set(d, ERR_INTERNAL, NULL, "no randomness");
+        goto out;
+    }
+    rec.v[0] = db_p_text(id, 36);
+    rec.v[rec_field(&cat_runs, "sample_count")] = db_p_int((int64_t)nsamples);
+    rec.v[rec_field(&cat_runs, "created_at")] = db_p_int(now);
+    int n = rec_params(cat_runs.ins_idx, cat_runs.ncols, &rec, p);
+    if ((rc = db_exec(c, cat_runs.insert, p, n, NULL, d)) ||
+        (rc = insert_samples(c, id, samples, d)))
+        goto out;
+    if (idem_key) {
+        struct db_param ip[4] = {db_p_text(idem_key, strlen(idem_key)), db_p_text(hash, 64),
+                                 db_p_text(id, 36), db_p_int(now)};
+        if ((rc = db_exec(c, "INSERT INTO idempotency_keys (key, body_hash, run_id,"
+                             " created_at) VALUES ($1, $2, $3, $4)", ip, 4, NULL, d)))
+            goto out;
+    }
+    if ((rc = item_get(&cat_runs, c, id, out, etag, d)) || (rc = db_commit(c, d)))
+        goto out;
+out:
+    db_rollback(c);
+out_free:
+    rec_free(&rec);
+    return rc;
+}
+
+static void csv_field(struct buf *b, const char *s, size_t n)
+{
+    buf_putc(b, '"');
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            buf_putc(b, '"');
+        buf_putc(b, s[i]);
+    }
+    buf_putc(b, '"');
+}
+
+int cat_run_samples(struct db_conn *c, const char *id, int csv, struct buf *out,
+                    struct err_detail *d)
+{
+    struct db_param p = db_p_text(id, strlen(id));
+    int64_t one;
+    int rc = db_query_int(c, "SELECT 1 FROM runs WHERE id = $1", &p, 1, &one, d);
+    if (rc == ERR_NOTFOUND)
+        return err_set(d, ERR_NOTFOUND, NULL, "no benchmark run '%.64s'", id);
+    if (rc)
+        return rc;
+    struct db_rows *row;
+    if ((rc = db_query(c, "SELECT scheduled_ns, sent_ns, first_token_ns, last_token_ns,"
+                          " input_tokens, output_tokens, error FROM samples"
+                          " WHERE run_id = $1 ORDER BY scheduled_ns, idx", &p, 1, &row, d)))
+        return rc;
+    struct jw w;
+    jw_init(&w, out);
+    if (csv) {
+        for (int i = 0; i < NSCOL; i++)
+            buf_printf(out, "%s%s", i ? "," : "", sample_cols[i]);
+        buf_puts(out, "\r\n");
+    } else {
+        jw_obj_open(&w);
+        jw_key(&w, "items");
+        jw_arr_open(&w);
+    }
+    while ((rc = db_next(row)) == 1) {
+        if (!csv)
+            jw_obj_open(&w);
+        for (int i = 0; i < NSCOL; i++) {
+            int null = db_col_type(row, i) == DB_NULL;
+            if (csv) {
+                if (i)
+                    buf_putc(out, ',');
+                if (null)
+                    continue;
+                if (i == 6) {
+                    size_t n;
+                    const char *s = db_col_text(row, i, &n);
+                    csv_field(out, s, n);
+                } else {
+                    buf_i64(out, db_col_int(row, i));
+                }
+                continue;
+            }
+            jw_key(&w, sample_cols[i]);
+            if (null)
+                jw_null(&w);
+            else if (i == 6)
+                jw_cstr(&w, db_col_text(row, i, NULL));
+            else
+                jw_i64(&w, db_col_int(row, i));
+        }
+        if (csv)
+            buf_puts(out, "\r\n");
+        else
+            jw_obj_close(&w);
+    }
+    db_rows_close(row);
+    if (rc < 0)
+        return err_set(d, rc, NULL, "samples query failed");
+    if (!csv) {
+        jw_arr_close(&w);
+        jw_obj_close(&w);
+    }
+    return buf_err(out) ? err_set(d, buf_err(out), NULL, "response too large") : 0;
+}

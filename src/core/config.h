@@ -1,0 +1,94 @@
+/*
+ * Settings: one declarative table (config.c) gives each setting its flag,
+ * MODELCAT_* environment variable, type, default, bounds and help. Commands
+ * parse argv against the subset of the table they accept. Precedence:
+ * flag > environment > default.
+ */
+#ifndef MC_CORE_CONFIG_H
+#define MC_CORE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+/* Commands a setting applies to (bit mask). */
+enum {
+    CMD_SERVE = 1 << 0,
+    CMD_MIGRATE = 1 << 1,
+    CMD_SEED = 1 << 2,
+    CMD_CONFIG = 1 << 3,
+};
+#define CMD_STORE (CMD_SERVE | CMD_MIGRATE | CMD_SEED)
+#define CMD_ALL 0xffff
+
+/* Index of each setting in the table. */
+enum cfg_id {
+    CFG_LISTEN,
+    CFG_DB,
+    CFG_DB_SYNC,
+    CFG_DB_BUSY_TIMEOUT,
+    CFG_THREADS,
+    CFG_MAX_BODY,
+    CFG_MAX_CONNECTIONS,
+    CFG_IDLE_TIMEOUT,
+    CFG_SHUTDOWN_TIMEOUT,
+    CFG_LOG_LEVEL,
+    CFG_LOG_FORMAT,
+    CFG_DEMO,
+    CFG__COUNT
+};
+
+enum cfg_type {
+    CFG_T_STR,     /* free text */
+    CFG_T_URL,     /* text; a password in it is masked when printed */
+    CFG_T_ENUM,    /* one of `choices` ("a|b|c") */
+    CFG_T_INT,     /* integer in [min, max] */
+    CFG_T_SIZE,    /* byte count with optional K/M/G suffix, in [min, max] */
+    CFG_T_BOOL,    /* flag without a value; env accepts 1/0/true/false */
+};
+
+struct cfg_def {
+    const char *name;      /* flag without "--", e.g. "max-body" */
+    enum cfg_type type;
+    const char *def;       /* default as text; NULL: computed (see config.c) */
+    int64_t min, max;      /* bounds for INT and SIZE */
+    const char *choices;   /* for ENUM */
+    unsigned cmds;         /* CMD_* mask */
+    const char *help;
+};
+
+enum cfg_source { CFG_SRC_DEFAULT, CFG_SRC_ENV, CFG_SRC_FLAG };
+
+struct cfg {
+    const char *str[CFG__COUNT];   /* text value (owned by cfg) */
+    int64_t num[CFG__COUNT];       /* INT, SIZE, BOOL value */
+    enum cfg_source src[CFG__COUNT];
+    unsigned cmd;                  /* command parsed for */
+    int nargs;                     /* positional arguments */
+    char *args[8];
+};
+
+extern const struct cfg_def cfg_defs[CFG__COUNT];
+
+/*
+ * Fills c from defaults, the environment and argv (argv[0] is the command
+ * name) for command `cmd`. Returns 0, or ERR_INVAL with a one-line message
+ * in d on an unknown flag, a missing value or a value out of bounds. `--help`
+ * is not handled here. The caller frees c with cfg_free.
+ */
+int cfg_load(struct cfg *c, unsigned cmd, int argc, char **argv,
+             struct err_detail *d) MC_WUR;
+void cfg_free(struct cfg *c);
+
+static inline const char *cfg_str(const struct cfg *c, enum cfg_id id) { return c->str[id]; }
+static inline int64_t cfg_int(const struct cfg *c, enum cfg_id id) { return c->num[id]; }
+
+/* Writes the --help text of command `cmd` (its settings) to f. */
+void cfg_print_help(void *f, unsigned cmd);
+/* Writes "name = value   # source" lines, secrets masked, to f. */
+void cfg_print(void *f, const struct cfg *c);
+/* Masks the password of a URL like scheme://user:pass@host into out. */
+void cfg_mask_url(char *out, size_t outlen, const char *url);
+
+#endif

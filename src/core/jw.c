@@ -1,0 +1,150 @@
+/*
+ * Streaming JSON writer (see jw.h). Strings are escaped per RFC 8259;
+ * bytes >= 0x80 are copied through, so the caller must pass valid UTF-8
+ * (everything we store was validated as UTF-8 on the way in).
+ */
+#include "core/jw.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void jw_init(struct jw *w, struct buf *b)
+{
+    w->b = b;
+    w->depth = 0;
+    w->first[0] = 1;
+}
+
+/* Before a value or key at the current level: a comma unless first. */
+static void sep(struct jw *w)
+{
+    if (w->depth > 0 && !w->first[w->depth])
+        buf_putc(w->b, ',');
+    w->first[w->depth] = 0;
+}
+
+static void nest_open(struct jw *w, char c)
+{
+    sep(w);
+    buf_putc(w->b, c);
+    if (w->depth + 1 < JW_DEPTH) {
+        w->depth++;
+        w->first[w->depth] = 1;
+    } else {
+        w->b->err = ERR_TOOBIG;
+    }
+}
+
+static void nest_close(struct jw *w, char c)
+{
+    buf_putc(w->b, c);
+    if (w->depth > 0)
+        w->depth--;
+}
+
+void jw_obj_open(struct jw *w) { nest_open(w, '{'); }
+void jw_obj_close(struct jw *w) { nest_close(w, '}'); }
+void jw_arr_open(struct jw *w) { nest_open(w, '['); }
+void jw_arr_close(struct jw *w) { nest_close(w, ']'); }
+
+void jw_key(struct jw *w, const char *key)
+{
+    sep(w);
+    jw_escape(w->b, key, strlen(key));
+    buf_putc(w->b, ':');
+    /* The value that follows must not write a separator. */
+    w->first[w->depth] = 1;
+}
+
+void jw_escape(struct buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    buf_putc(b, '"');
+    size_t run = 0; /* start of the current run of plain bytes */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        buf_append(b, s + run, i - run);
+        run = i + 1;
+        char e[6] = {'\\', 0, 0, 0, 0, 0};
+        size_t en = 2;
+        switch (c) {
+        case '"': e[1] = '"'; break;
+        case '\\': e[1] = '\\'; break;
+        case '\n': e[1] = 'n'; break;
+        case '\r': e[1] = 'r'; break;
+        case '\t': e[1] = 't'; break;
+        case '\b': e[1] = 'b'; break;
+        case '\f': e[1] = 'f'; break;
+        default:
+            e[1] = 'u'; e[2] = '0'; e[3] = '0';
+            e[4] = hex[c >> 4]; e[5] = hex[c & 15];
+            en = 6;
+        }
+        buf_append(b, e, en);
+    }
+    buf_append(b, s + run, n - run);
+    buf_putc(b, '"');
+}
+
+void jw_str(struct jw *w, const char *s, size_t n)
+{
+    sep(w);
+    jw_escape(w->b, s, n);
+}
+
+void jw_cstr(struct jw *w, const char *s)
+{
+    if (s)
+        jw_str(w, s, strlen(s));
+    else
+        jw_null(w);
+}
+
+void jw_i64(struct jw *w, int64_t v)
+{
+    sep(w);
+    buf_i64(w->b, v);
+}
+
+int jw_fmt_double(char *out, size_t outlen, double v)
+{
+    if (!isfinite(v))
+        return snprintf(out, outlen, "null");
+    /* Integers up to 2^53 print without exponent or fraction. */
+    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0)
+        return snprintf(out, outlen, "%lld", (long long)v);
+    int n = snprintf(out, outlen, "%.15g", v);
+    if (strtod(out, NULL) != v)
+        n = snprintf(out, outlen, "%.17g", v);
+    return n;
+}
+
+void jw_num(struct jw *w, double v)
+{
+    char tmp[40];
+    int n = jw_fmt_double(tmp, sizeof(tmp), v);
+    sep(w);
+    buf_append(w->b, tmp, (size_t)n);
+}
+
+void jw_bool(struct jw *w, int v)
+{
+    sep(w);
+    buf_puts(w->b, v ? "true" : "false");
+}
+
+void jw_null(struct jw *w)
+{
+    sep(w);
+    buf_puts(w->b, "null");
+}
+
+void jw_raw(struct jw *w, const char *json, size_t n)
+{
+    sep(w);
+    buf_append(w->b, json, n);
+}

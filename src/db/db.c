@@ -1,0 +1,189 @@
+/*
+ * Backend selection by URL scheme, the connection pool, and the thin
+ * dispatch from db.h to the chosen backend's ops table.
+ */
+#include "db/db.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#include "core/mem.h"
+#include "db/db_int.h"
+
+struct db {
+    const struct db_ops *ops;
+    char *target;           /* URL without the scheme prefix for sqlite */
+    struct db_opts opts;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct db_conn *free;   /* idle connections */
+    int open;               /* connections in existence */
+};
+
+int db_open(const char *url, const struct db_opts *o, struct db **out,
+            struct err_detail *d)
+{
+    const struct db_ops *ops = NULL;
+    const char *target = NULL;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        ops = &db_sqlite_ops;
+        target = url + 7;
+        if (strncmp(target, "//", 2) == 0)
+            target += 2;
+    }
+    if (!ops)
+        return err_set(d, ERR_INVAL, "db", "unsupported store URL '%.64s' (want sqlite:PATH)", url);
+    if (!*target)
+        return err_set(d, ERR_INVAL, "db", "store URL has no path");
+    struct db *db = mem_calloc(1, sizeof(*db));
+    if (!db)
+        return err_set(d, ERR_NOMEM, "db", "out of memory");
+    db->ops = ops;
+    db->opts = *o;
+    if (db->opts.max_conns < 1)
+        db->opts.max_conns = 1;
+    db->target = mem_strdup(target);
+    pthread_mutex_init(&db->mu, NULL);
+    pthread_cond_init(&db->cv, NULL);
+    struct db_conn *c = NULL;
+    int rc = db->target ? 0 : err_set(d, ERR_NOMEM, "db", "out of memory");
+    if (!rc && (rc = db_acquire(db, &c, d)) == 0)
+        db_release(db, c);
+    if (rc) {
+        db_close(db);
+        return rc;
+    }
+    *out = db;
+    return 0;
+}
+
+void db_close(struct db *db)
+{
+    if (!db)
+        return;
+    while (db->free) {
+        struct db_conn *c = db->free;
+        db->free = c->next_free;
+        db->ops->disconnect(c);
+    }
+    pthread_mutex_destroy(&db->mu);
+    pthread_cond_destroy(&db->cv);
+    mem_free(db->target);
+    mem_free(db);
+}
+
+const char *db_backend(const struct db *db)
+{
+    return db->ops->name;
+}
+
+int db_acquire(struct db *db, struct db_conn **out, struct err_detail *d)
+{
+    pthread_mutex_lock(&db->mu);
+    while (!db->free && db->open >= db->opts.max_conns)
+        pthread_cond_wait(&db->cv, &db->mu);
+    struct db_conn *c = db->free;
+    if (c) {
+        db->free = c->next_free;
+        pthread_mutex_unlock(&db->mu);
+        *out = c;
+        return 0;
+    }
+    db->open++;
+    pthread_mutex_unlock(&db->mu);
+    int rc = db->ops->connect(db->target, &db->opts, &c, d);
+    if (rc) {
+        pthread_mutex_lock(&db->mu);
+        db->open--;
+        pthread_cond_signal(&db->cv);
+        pthread_mutex_unlock(&db->mu);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void db_release(struct db *db, struct db_conn *c)
+{
+    if (c->in_tx)
+        db_rollback(c);
+    pthread_mutex_lock(&db->mu);
+    c->next_free = db->free;
+    db->free = c;
+    pthread_cond_signal(&db->cv);
+    pthread_mutex_unlock(&db->mu);
+}
+
+int db_query(struct db_conn *c, const char *sql, const struct db_param *p,
+             int np, struct db_rows **out, struct err_detail *d)
+{
+    return c->ops->query(c, sql, p, np, out, d);
+}
+
+int db_next(struct db_rows *r) { return r->ops->next(r); }
+int db_col_type(struct db_rows *r, int col) { return r->ops->col_type(r, col); }
+const char *db_col_text(struct db_rows *r, int col, size_t *len)
+{
+    return r->ops->col_text(r, col, len);
+}
+int64_t db_col_int(struct db_rows *r, int col) { return r->ops->col_int(r, col); }
+double db_col_real(struct db_rows *r, int col) { return r->ops->col_real(r, col); }
+void db_rows_close(struct db_rows *r)
+{
+    if (r)
+        r->ops->rows_close(r);
+}
+
+int db_exec(struct db_conn *c, const char *sql, const struct db_param *p,
+            int np, int64_t *changes, struct err_detail *d)
+{
+    return c->ops->exec(c, sql, p, np, changes, d);
+}
+
+int db_exec_script(struct db_conn *c, const char *sql, struct err_detail *d)
+{
+    return c->ops->exec_script(c, sql, d);
+}
+
+int db_begin(struct db_conn *c, int write, struct err_detail *d)
+{
+    int rc = c->ops->begin(c, write, d);
+    if (!rc)
+        c->in_tx = 1;
+    return rc;
+}
+
+int db_commit(struct db_conn *c, struct err_detail *d)
+{
+    int rc = c->ops->commit(c, d);
+    if (!rc)
+        c->in_tx = 0;
+    return rc;
+}
+
+void db_rollback(struct db_conn *c)
+{
+    if (c->in_tx)
+        c->ops->rollback(c);
+    c->in_tx = 0;
+}
+
+int db_query_int(struct db_conn *c, const char *sql, const struct db_param *p,
+                 int np, int64_t *v, struct err_detail *d)
+{
+    struct db_rows *r;
+    int rc = db_query(c, sql, p, np, &r, d);
+    if (rc)
+        return rc;
+    rc = db_next(r);
+    if (rc == 1) {
+        *v = db_col_int(r, 0);
+        rc = 0;
+    } else if (rc == 0) {
+        rc = ERR_NOTFOUND;
+    } else {
+        rc = err_set(d, rc, NULL, "query failed");
+    }
+    db_rows_close(r);
+    return rc;
+}

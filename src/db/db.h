@@ -1,0 +1,103 @@
+/*
+ * The store interface: one small API over SQLite (db_sqlite.c) and, later,
+ * PostgreSQL, chosen by the URL scheme. SQL is written once with $1..$N
+ * parameters and runs unchanged on every backend.
+ *
+ * A struct db is a pool of connections; a request takes one with
+ * db_acquire, runs statements (optionally inside db_begin/db_commit) and
+ * gives it back with db_release. A connection is used by one thread at a time.
+ *
+ * Errors: ERR_EXISTS (unique key), ERR_CONFLICT (foreign key), ERR_BUSY
+ * (locked beyond the busy timeout; retryable), ERR_UNAVAIL (cannot connect),
+ * ERR_IO (anything else), with the backend's message in struct err_detail.
+ */
+#ifndef MC_DB_DB_H
+#define MC_DB_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+struct db;
+struct db_conn;
+struct db_rows;
+
+enum db_type { DB_NULL, DB_INT, DB_REAL, DB_TEXT };
+
+/* One bound parameter. Text is borrowed for the duration of the call. */
+struct db_param {
+    enum db_type t;
+    int64_t i;
+    double d;
+    const char *s;
+    size_t n;
+};
+
+static inline struct db_param db_p_null(void)
+{ struct db_param p = {DB_NULL, 0, 0, NULL, 0}; return p; }
+static inline struct db_param db_p_int(int64_t v)
+{ struct db_param p = {DB_INT, v, 0, NULL, 0}; return p; }
+static inline struct db_param db_p_real(double v)
+{ struct db_param p = {DB_REAL, 0, v, NULL, 0}; return p; }
+static inline struct db_param db_p_text(const char *s, size_t n)
+{ struct db_param p = {DB_TEXT, 0, 0, s, n}; return p; }
+
+struct db_opts {
+    int max_conns;        /* pool size (>= 1) */
+    int busy_timeout_ms;  /* wait on a locked store */
+    int sync_full;        /* SQLite: synchronous=FULL instead of NORMAL */
+};
+
+/*
+ * Opens the store named by url ("sqlite:PATH") and checks that a first
+ * connection works. Returns 0 and *out, or ERR_INVAL (unknown scheme),
+ * ERR_UNAVAIL / ERR_IO with detail in d.
+ */
+int db_open(const char *url, const struct db_opts *o, struct db **out,
+            struct err_detail *d) MC_WUR;
+/* Closes every connection; all must have been released. */
+void db_close(struct db *db);
+/* Backend name: "sqlite". */
+const char *db_backend(const struct db *db);
+
+/* Takes a connection from the pool, opening one if under max_conns, else waits. */
+int db_acquire(struct db *db, struct db_conn **out, struct err_detail *d) MC_WUR;
+void db_release(struct db *db, struct db_conn *c);
+
+/*
+ * Runs a statement that returns rows. On 0, *out is positioned before the
+ * first row; call db_next until it returns 0, then db_rows_close. Only one
+ * result set per connection may be open at a time.
+ */
+int db_query(struct db_conn *c, const char *sql, const struct db_param *p,
+             int np, struct db_rows **out, struct err_detail *d) MC_WUR;
+/* Advances: 1 when a row is available, 0 at the end, < 0 on error. */
+int db_next(struct db_rows *r) MC_WUR;
+int db_col_type(struct db_rows *r, int col);
+/* Text of a column (NULL for SQL NULL); valid until the next db_next. */
+const char *db_col_text(struct db_rows *r, int col, size_t *len);
+int64_t db_col_int(struct db_rows *r, int col);
+double db_col_real(struct db_rows *r, int col);
+void db_rows_close(struct db_rows *r);
+
+/* Runs a statement without rows; *changes (may be NULL) gets rows affected. */
+int db_exec(struct db_conn *c, const char *sql, const struct db_param *p,
+            int np, int64_t *changes, struct err_detail *d) MC_WUR;
+/* Runs several ;-separated statements without parameters (migrations). */
+int db_exec_script(struct db_conn *c, const char *sql, struct err_detail *d) MC_WUR;
+
+/* Transactions. write=1 takes the write lock up front (no upgrade deadlocks). */
+int db_begin(struct db_conn *c, int write, struct err_detail *d) MC_WUR;
+int db_commit(struct db_conn *c, struct err_detail *d) MC_WUR;
+/* Rolls back if a transaction is open; safe to call on any path. */
+void db_rollback(struct db_conn *c);
+
+/*
+ * Convenience: runs a query expected to return at most one row with one
+ * integer column. Returns 0 with *v set, ERR_NOTFOUND with no row.
+ */
+int db_query_int(struct db_conn *c, const char *sql, const struct db_param *p,
+                 int np, int64_t *v, struct err_detail *d) MC_WUR;
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * Migration runner (see migrate.h). The table of migrations is generated at
+ * build time from db/migrations/ (CMake's embed step), so a binary always
+ * carries the schema it expects.
+ */
+#include "db/migrate.h"
+
+#include <string.h>
+
+#include "core/timeutil.h"
+
+/* Generated: see CMakeLists.txt. */
+extern const char mig_0001_catalog[];
+
+static const struct {
+    int version;
+    const char *name;
+    const char *sql;
+} migs[] = {
+    {1, "catalog", mig_0001_catalog},
+};
+#define NMIGS ((int)(sizeof(migs) / sizeof(migs[0])))
+
+static const char create_table[] =
+    "CREATE TABLE IF NOT EXISTS schema_migrations ("
+    " version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+int db_schema_latest(void)
+{
+    return migs[NMIGS - 1].version;
+}
+
+int db_schema_version(struct db_conn *c, int *version, struct err_detail *d)
+{
+    int64_t v = 0;
+    int rc = db_query_int(c, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+                          NULL, 0, &v, d);
+    *version = (int)v;
+    return rc;
+}
+
+int db_migrate(struct db *db, int *applied, struct err_detail *d)
+{
+    struct db_conn *c;
+    int rc, n = 0;
+    if ((rc = db_acquire(db, &c, d)))
+        return rc;
+    if ((rc = db_exec(c, create_table, NULL, 0, NULL, d)))
+        goto out;
+    for (int i = 0; i < NMIGS; i++) {
+        int cur;
+        /* Lock first, then read the version: two migrators never race. */
+        if ((rc = db_begin(c, 1, d)) || (rc = db_schema_version(c, &cur, d)))
+            goto out;
+        if (cur >= migs[i].version) {
+            db_rollback(c);
+            continue;
+        }
+        struct db_param p[3] = {db_p_int(migs[i].version),
+                                db_p_text(migs[i].name, strlen(migs[i].name)),
+                                db_p_int(time_wall_ms())};
+        if ((rc = db_exec_script(c, migs[i].sql, d)) ||
+            (rc = db_exec(c, "INSERT INTO schema_migrations (version, name, applied_at)"
+                             " VALUES ($1, $2, $3)", p, 3, NULL, d)) ||
+            (rc = db_commit(c, d)))
+            goto out;
+        n++;
+    }
+out:
+    db_rollback(c);
+    db_release(db, c);
+    if (applied)
+        *applied = n;
+    return rc;
+}

@@ -1,0 +1,311 @@
+/*
+ * The HTTP server on libmicrohttpd (see http.h).
+ *
+ * DESIGN: MHD runs an epoll loop per pool thread and calls on_access
+ * several times per request: first with headers only (we set up per-request
+ * state and refuse an oversized Content-Length at once, without reading
+ * the body), then once per body chunk (appended to a capped buffer), then a
+ * final time with no data, when we dispatch and queue the response.
+ * Queuing on that later call, not the first, keeps the connection alive.
+ * The URL unescaper is replaced by the identity so that the router sees raw
+ * paths (an encoded '/' stays in its segment) and query arguments are
+ * decoded by us, strictly.
+ */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/codec.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "http/http.h"
+
+struct http_server {
+    struct MHD_Daemon *d;
+    struct http_server_opts o;
+    atomic_int inflight;
+    int port;
+};
+
+/* Per-request state, from the first call of on_access to completion. */
+struct conn_req {
+    struct buf body;
+    size_t discarded;   /* body bytes dropped past the cap */
+    int too_big;
+    struct http_req req;
+};
+
+static const char *get_header(const struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+static size_t unescape_identity(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls, (void)c;
+    return strlen(s);
+}
+
+static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    struct http_req *r = cls;
+    (void)kind;
+    if (r->nquery >= HTTP_MAX_QUERY) {
+        r->bad_query = "query";
+        return MHD_NO;
+    }
+    size_t kl = strlen(key), vl = value ? strlen(value) : 0;
+    char *k = mem_malloc(kl + 1), *v = mem_malloc(vl + 1);
+    if (!k || !v || codec_pct_decode(key, kl, k, 1) < 0 ||
+        codec_pct_decode(value ? value : "", vl, v, 1) < 0 ||
+        !codec_utf8_valid(k, strlen(k)) || !codec_utf8_valid(v, strlen(v))) {
+        mem_free(k);
+        mem_free(v);
+        r->bad_query = "query";
+        return MHD_NO;
+    }
+    r->query[r->nquery].key = k;
+    r->query[r->nquery].value = v;
+    r->nquery++;
+    return MHD_YES;
+}
+
+static void free_req(struct conn_req *cr)
+{
+    for (int i = 0; i < cr->req.nparams; i++)
+        mem_free(cr->req.params[i]);
+    for (int i = 0; i < cr->req.nquery; i++) {
+        mem_free(cr->req.query[i].key);
+        mem_free(cr->req.query[i].value);
+    }
+    buf_free(&cr->body);
+    mem_free(cr);
+}
+
+static void free_body(void *p)
+{
+    mem_free(p);
+}
+
+static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *resp)
+{
+    size_t len = 0;
+    char *body = buf_steal(&resp->body, &len);
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback(
+        len, body ? body : (char *)"", body ? free_body : NULL);
+    if (!r) {
+        mem_free(body);
+        return MHD_NO;
+    }
+    if (resp->content_type && len)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    for (int i = 0; i < resp->nhdr; i++)
+        MHD_add_response_header(r, resp->hdr[i].name, resp->hdr[i].value);
+    enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result reject(struct http_server *s, struct MHD_Connection *conn, int status)
+{
+    struct http_resp resp;
+    memset(&resp, 0, sizeof(resp));
+    buf_init(&resp.body, 4096);
+    resp.status = status;
+    s->o.reject(&resp, status);
+    if (status == 413)
+        http_resp_header(&resp, "Connection", "close");
+    enum MHD_Result rc = send_resp(conn, &resp);
+    buf_free(&resp.body);
+    return rc;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload, size_t *upload_size, void **con_cls)
+{
+    struct http_server *s = cls;
+    struct conn_req *cr = *con_cls;
+    (void)version;
+    if (!cr) {
+        if (!(cr = mem_calloc(1, sizeof(*cr))))
+            return MHD_NO;
+        buf_init(&cr->body, s->o.max_body);
+        *con_cls = cr;
+        atomic_fetch_add(&s->inflight, 1);
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl && strtoull(cl, NULL, 10) > s->o.max_body)
+            return reject(s, conn, 413);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!cr->too_big) {
+            buf_append(&cr->body, upload, *upload_size);
+            cr->too_big = buf_err(&cr->body) != 0;
+        }
+        if (cr->too_big) {
+            cr->discarded += *upload_size;
+            /* A chunked body far past the cap: stop reading, drop the client. */
+            if (cr->discarded > 16 * s->o.max_body)
+                return MHD_NO;
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cr->too_big)
+        return reject(s, conn, 413);
+
+    struct http_req *req = &cr->req;
+    req->method = http_method_parse(method);
+    req->method_name = method;
+    req->path = url;
+    req->body = cr->body.p ? cr->body.p : "";
+    req->body_len = cr->body.len;
+    req->header = get_header;
+    req->conn = conn;
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, req);
+
+    struct http_resp resp;
+    memset(&resp, 0, sizeof(resp));
+    buf_init(&resp.body, (size_t)1 << 30);
+    resp.status = 500;
+    s->o.dispatch(req, &resp);
+    enum MHD_Result rc = send_resp(conn, &resp);
+    buf_free(&resp.body);
+    return rc;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    (void)conn, (void)toe;
+    if (*con_cls) {
+        free_req(*con_cls);
+        *con_cls = NULL;
+        atomic_fetch_sub(&s->inflight, 1);
+    }
+}
+
+static void on_mhd_error(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    log_debug("http", "%s", msg);
+}
+
+/* Parses "host:port" or "[v6]:port" into ss. */
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len,
+                        struct err_detail *d)
+{
+    char host[128];
+    const char *colon;
+    memset(ss, 0, sizeof(*ss));
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host))
+            return err_set(d, ERR_INVAL, "listen", "--listen: bad address '%.64s'", s);
+        snprintf(host, sizeof(host), "%.*s", (int)(rb - s - 1), s + 1);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (!colon || (size_t)(colon - s) >= sizeof(host))
+            return err_set(d, ERR_INVAL, "listen", "--listen: want host:port, got '%.64s'", s);
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - s), s);
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535)
+        return err_set(d, ERR_INVAL, "listen", "--listen: bad port in '%.64s'", s);
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*a4);
+    } else if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*a6);
+    } else {
+        return err_set(d, ERR_INVAL, "listen", "--listen: '%.64s' is not an IP address", host);
+    }
+    return 0;
+}
+
+int http_server_start(const struct http_server_opts *o, struct http_server **out,
+                      struct err_detail *d)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    int rc = parse_listen(o->listen, &ss, &sslen, d);
+    if (rc)
+        return rc;
+    struct http_server *s = mem_calloc(1, sizeof(*s));
+    if (!s)
+        return err_set(d, ERR_NOMEM, NULL, "out of memory");
+    s->o = *o;
+    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+                     MHD_USE_TURBO;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_access, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, unescape_identity, NULL,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+        MHD_OPTION_END);
+    if (!s->d) {
+        mem_free(s);
+        return err_set(d, ERR_IO, "listen", "cannot listen on %s (in use, or not a local address?)",
+                       o->listen);
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_LISTEN_FD);
+    struct sockaddr_storage bound;
+    socklen_t blen = sizeof(bound);
+    if (info && getsockname(info->listen_fd, (struct sockaddr *)&bound, &blen) == 0)
+        s->port = ntohs(bound.ss_family == AF_INET6
+                            ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                            : ((struct sockaddr_in *)&bound)->sin_port);
+    *out = s;
+    return 0;
+}
+
+int http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+int http_server_stop(struct http_server *s, int timeout_ms)
+{
+    MHD_socket lfd = MHD_quiesce_daemon(s->d);
+    if (lfd != MHD_INVALID_SOCKET)
+        close(lfd);
+    struct timespec tick = {0, 10 * 1000 * 1000};
+    for (int waited = 0; atomic_load(&s->inflight) > 0 && waited < timeout_ms; waited += 10)
+        nanosleep(&tick, NULL);
+    int left = atomic_load(&s->inflight);
+    MHD_stop_daemon(s->d);
+    mem_free(s);
+    return left;
+}

@@ -146,6 +146,38 @@ static int media_is(const char *ct, const char *want)
     return *ct == '\0' || *ct == ';';
 }
 
+/*
+ * Jansson refuses numbers it cannot represent before any field is seen;
+ * such a number is syntactically valid JSON, so the client deserves a 422
+ * naming the member. Walks back from the error position over the number,
+ * ':' and the quoted key. Leaves field empty when the shape is not that.
+ */
+static void number_member(const char *body, size_t pos, char *field, size_t cap)
+{
+    field[0] = '\0';
+    size_t i = pos;
+    while (i > 0 && strchr("0123456789+-.eE", body[i - 1]))
+        i--;
+    while (i > 0 && strchr(" \t\r\n", body[i - 1]))
+        i--;
+    if (i == 0 || body[i - 1] != ':')
+        return;
+    i--;
+    while (i > 0 && strchr(" \t\r\n", body[i - 1]))
+        i--;
+    if (i == 0 || body[i - 1] != '"')
+        return;
+    size_t end = --i;
+    while (i > 0 && body[i - 1] != '"')
+        i--;
+    if (i == 0 || end - i >= cap)
+        return;
+    for (size_t k = i; k < end; k++)
+        if ((unsigned char)body[k] < ' ' || body[k] == '\\')
+            return;
+    snprintf(field, cap, "%.*s", (int)(end - i), body + i);
+}
+
 int api_body(struct http_req *req, struct http_resp *resp, int accept_merge, json_t **out)
 {
     const char *ct = http_header(req, "Content-Type");
@@ -157,7 +189,15 @@ int api_body(struct http_req *req, struct http_resp *resp, int accept_merge, jso
         return -1;
     }
     json_error_t jerr;
-    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+                           &jerr);
+    if (!j && (strstr(jerr.text, "too big integer") || strstr(jerr.text, "overflow"))) {
+        char field[ERR_FIELD_LEN];
+        number_member(req->body, (size_t)jerr.position, field, sizeof(field));
+        api_error(resp, 422, "validation_failed", field, "%s%sis out of range (%s)", field,
+                  field[0] ? " " : "", jerr.text);
+        return -1;
+    }
     if (!j) {
         api_error(resp, 400, "bad_json", NULL, "malformed JSON at line %d column %d: %s",
                   jerr.line, jerr.column, jerr.text);

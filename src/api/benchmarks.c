@@ -78,17 +78,14 @@ void api_runs_create(struct http_req *req, struct http_resp *resp)
         json_decref(body);
         return;
     }
-    int rc = cat_run_create(c, body, key, &resp->body, etag, &replayed, &d);
+    char id[37];
+    int rc = cat_run_create(c, body, key, &resp->body, etag, id, &replayed, &d);
     db_release(api_db, c);
     json_decref(body);
     if (rc) {
         api_fail(resp, rc, &d);
         return;
     }
-    /* The id is the first member the renderer writes: {"id":"<36>" */
-    char id[37] = "";
-    if (resp->body.len > 44)
-        memcpy(id, resp->body.p + 7, 36);
     api_location(resp, "/api/v1/benchmarks/", id);
     api_item(req, resp, replayed ? 200 : 201, etag);
 }

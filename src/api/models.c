@@ -24,6 +24,10 @@ void api_models_list(struct http_req *req, struct http_resp *resp)
         api_q_int(req, resp, "min_context", &f.has_min_context, &f.min_context))
         return;
     f.q = http_query(req, "q");
+    if (f.q && strlen(f.q) > 256) {
+        api_error(resp, 400, "bad_parameter", "q", "q is longer than 256 bytes");
+        return;
+    }
     f.family = http_query(req, "family");
     f.license = http_query(req, "license");
     f.quantization = http_query(req, "quantization");

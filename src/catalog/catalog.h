@@ -92,10 +92,11 @@ int cat_run_get(struct db_conn *c, const char *id, struct buf *out,
 /*
  * Creates a run from body (with optional "samples"). With idem_key, a
  * repeat of the same key and canonical body returns the run it created and
- * sets *replayed = 1; the key with another body is ERR_CONFLICT.
+ * sets *replayed = 1; the key with another body is ERR_REPLAY. The run's
+ * id is written to id.
  */
 int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key,
-                   struct buf *out, char etag[21], int *replayed,
+                   struct buf *out, char etag[21], char id[37], int *replayed,
                    struct err_detail *d) MC_WUR;
 int cat_run_delete(struct db_conn *c, const char *id, const char *if_match,
                    struct err_detail *d) MC_WUR;

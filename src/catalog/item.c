@@ -103,6 +103,9 @@ int item_write(const struct resource *r, struct db_conn *c, enum cat_write how,
         if (nid && !(json_is_string(nid) && strcmp(json_string_value(nid), id) == 0))
             return err_set(d, ERR_INVAL, r->f[key].name, "%s cannot be changed", r->f[key].name);
     }
+    if (how == CAT_REPLACE && !json_object_get(body, r->f[key].name) &&
+        json_object_set_new(body, r->f[key].name, json_string(id)))
+        return err_set(d, ERR_NOMEM, NULL, "out of memory");
     if ((rc = db_begin(c, 1, d)))
         return rc;
     if (how != CAT_CREATE &&

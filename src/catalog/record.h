@@ -60,6 +60,7 @@ struct resource {
     int nf;
     const char *from;      /* "models m", or a join */
     const char *extra;     /* more columns after the fields ("h.spot, ..."), or NULL */
+    int nextra;            /* how many columns `extra` names */
     /* Writes members after the fields from the extra columns, or NULL. */
     void (*render_extra)(struct db_rows *row, int first_col, struct jw *w);
     /* Runs inside the write transaction after an insert or update, or NULL. */
@@ -149,7 +150,9 @@ struct page_req {
  * plus filters; this appends the sort key, the cursor condition, ORDER BY
  * and LIMIT, runs it, and writes {"items":[...],"next_cursor":...} to out,
  * each item by render(row, w). `sorts` ends with a NULL name; `def_sort` is
- * used when pg->sort is NULL. id_expr is the unique tie-breaker ("m.id").
+ * used when pg->sort is NULL. id_expr is the unique tie-breaker ("m.id"),
+ * selected as column 0; ncols is the number of columns q selects (the sort
+ * key is appended after them).
  * Returns 0, or ERR_INVAL (field "sort"), ERR_PARSE (bad cursor, field
  * "cursor") or a store error.
  */

@@ -53,7 +53,7 @@ static const struct fld run_fields[] = {
     LAT(ttft), LAT(tpot), LAT(itl), LAT(e2el),
     {"tool", FK_TEXT, 0, 1, 64, NULL, 0},
     {"tool_version", FK_TEXT, 0, 1, 64, NULL, 0},
-    {"seed", FK_INT, 0, 0, 9.2e18, NULL, 0},
+    {"seed", FK_INT, 0, 0, 9223372036854775807.0, NULL, 0},
     {"command", FK_TEXT, 0, 0, 8192, chk_printable, 0},
     {"sweep_id", FK_TEXT, 0, 1, 64, chk_sweep, 0},
     {"sample_count", FK_INT, FF_SERVER, 0, 0, NULL, 0},
@@ -113,6 +113,7 @@ struct resource cat_runs = {
     .nf = NRUNF,
     .from = "runs r JOIN hardware h ON h.id = r.hardware",
     .extra = "h.on_demand_usd_per_hour, h.spot_usd_per_hour, h.gpus_per_instance",
+    .nextra = 3,
     .render_extra = render_costs,
 };
 
@@ -171,7 +172,7 @@ int cat_run_list(struct db_conn *c, const struct cat_run_filter *f,
     if (f->has_gpu_count)
         listq_where(&q, "r.gpu_count = $%d", db_p_int(f->gpu_count));
     struct page_req pr = {pg->limit, pg->cursor, pg->sort};
-    int rc = list_run(c, &q, "runs", run_sorts, "-created", "r.id", cat_runs.ncols, &pr,
+    int rc = list_run(c, &q, "runs", run_sorts, "-created", "r.id", cat_runs.ncols + cat_runs.nextra, &pr,
                       render_row, &cat_runs, out, d);
     listq_free(&q);
     return rc;

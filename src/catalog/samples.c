@@ -112,11 +112,11 @@ static int insert_samples(struct db_conn *c, const char *run_id, json_t *samples
 }
 
 int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key, struct buf *out,
-                   char etag[21], int *replayed, struct err_detail *d)
+                   char etag[21], char id[37], int *replayed, struct err_detail *d)
 {
     struct rec rec;
     struct db_param p[REC_MAX];
-    char id[37], hash[65];
+    char hash[65];
     int rc;
     *replayed = 0;
     memset(&rec, 0, sizeof(rec));
@@ -143,7 +143,7 @@ int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key, struct
         rc = db_next(row);
         if (rc == 1) {
             int same = strcmp(db_col_text(row, 0, NULL), hash) == 0;
-            snprintf(id, sizeof(id), "%s", db_col_text(row, 1, NULL));
+            snprintf(id, 37, "%s", db_col_text(row, 1, NULL));
             db_rows_close(row);
             if (!same) {
                 rc = err_set(d, ERR_REPLAY, "Idempotency-Key",

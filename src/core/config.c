@@ -256,14 +256,15 @@ void cfg_mask_url(char *out, size_t outlen, const char *url)
 
 void cfg_print(void *fp, const struct cfg *c)
 {
-    static const char *const srcs[] = {"default", "env", "flag"};
     FILE *f = fp;
     for (int i = 0; i < CFG__COUNT; i++) {
         char v[512];
         if (cfg_defs[i].type == CFG_T_URL)
             cfg_mask_url(v, sizeof(v), c->str[i]);
+        else if (cfg_defs[i].type == CFG_T_SIZE)
+            snprintf(v, sizeof(v), "%lld", (long long)c->num[i]);
         else
             snprintf(v, sizeof(v), "%s", c->str[i]);
-        fprintf(f, "%s = %s  # %s\n", cfg_defs[i].name, v, srcs[c->src[i]]);
+        fprintf(f, "%s = %s\n", cfg_defs[i].name, v);
     }
 }

@@ -86,7 +86,7 @@ static inline int64_t cfg_int(const struct cfg *c, enum cfg_id id) { return c->n
 
 /* Writes the --help text of command `cmd` (its settings) to f. */
 void cfg_print_help(void *f, unsigned cmd);
-/* Writes "name = value   # source" lines, secrets masked, to f. */
+/* Writes "name = value" lines, secrets masked, to f. */
 void cfg_print(void *f, const struct cfg *c);
 /* Masks the password of a URL like scheme://user:pass@host into out. */
 void cfg_mask_url(char *out, size_t outlen, const char *url);

@@ -61,7 +61,7 @@ static int match(const char *pattern, const char *path, struct http_req *req, in
             if (store) {
                 char *v = mem_malloc(sl + 1);
                 long n = v ? codec_pct_decode(s, sl, v, 0) : -1;
-                if (n <= 0) {
+                if (n <= 0 || !codec_utf8_valid(v, (size_t)n)) {
                     mem_free(v);
                     return -1;
                 }

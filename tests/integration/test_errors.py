@@ -440,7 +440,7 @@ def test_hostile_paths(client, server, path):
     "q=%zz", "q=%", "q=%00", "limit=%FF", "min_params=1e999", "min_params=NaN", "max_params=-inf",
     "min_context=99999999999999999999999", "limit=1&limit=2", "tag=" + "&tag=".join(["x"] * 500),
     "q=" + "a" * 20000, "cursor=" + "A" * 5000, "sort=" + "-" * 1000,
-])
+], ids=lambda q: q[:24])
 def test_hostile_query_strings(client, server, query):
     r = client.request("GET", f"{MODELS}?{query}")
     assert r.status in (200, 400, 414, 431), r
@@ -475,23 +475,45 @@ RAW_REQUESTS = [
 ]
 
 
+def _read_until_close(sock, timeout):
+    """Bytes the server sends until it closes, or until one complete response."""
+    sock.settimeout(timeout)
+    deadline = time.monotonic() + timeout
+    data = b""
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError):
+            return data, True
+        except socket.timeout:
+            break
+        if not chunk:
+            return data, True
+        data += chunk
+        head, sep, body = data.partition(b"\r\n\r\n")
+        if sep and data.startswith(b"HTTP/"):
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length" and len(body) >= int(value.strip() or 0):
+                    return data, False
+    return data, False
+
+
 @pytest.mark.parametrize("name,data", RAW_REQUESTS, ids=[r[0] for r in RAW_REQUESTS])
 def test_hostile_raw_requests(server, name, data):
     sock = server.raw_socket(timeout=5)
-    resp = None
     try:
         try:
             sock.sendall(data)
             sock.shutdown(socket.SHUT_WR)
-            resp = read_response(sock, timeout=5)
         except (ConnectionResetError, BrokenPipeError):
-            resp = None  # refusing by closing is fine
-        except socket.timeout:
-            pytest.fail(f"{name}: no answer and no close within 5s")
+            pass  # refusing by closing is fine
+        answer, closed = _read_until_close(sock, 5)
     finally:
         sock.close()
-    if resp is not None:
-        status, _, body = resp
-        assert status != 500, f"{name}: {resp!r}"
-        assert b"root:" not in body
+    assert answer or closed, f"{name}: no answer and no close within 5s"
+    if answer.startswith(b"HTTP/"):
+        status = answer.split(b" ", 2)[1]
+        assert status != b"500", f"{name}: {answer[:300]!r}"
+    assert b"root:" not in answer
     check_alive(server)

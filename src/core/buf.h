@@ -32,7 +32,18 @@ char *buf_steal(struct buf *b, size_t *len);
 
 void buf_append(struct buf *b, const void *p, size_t n);
 void buf_puts(struct buf *b, const char *s);
-void buf_putc(struct buf *b, char c);
+void buf__putc_slow(struct buf *b, char c);
+
+/* Appends one byte; the common case (room left) is a store and a NUL. */
+static inline void buf_putc(struct buf *b, char c)
+{
+    if (b->len + 1 < b->cap && !b->err) {
+        b->p[b->len++] = c;
+        b->p[b->len] = '\0';
+    } else {
+        buf__putc_slow(b, c);
+    }
+}
 void buf_printf(struct buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void buf_i64(struct buf *b, int64_t v);

@@ -52,15 +52,69 @@ void jw_arr_close(struct jw *w) { nest_close(w, ']'); }
 void jw_key(struct jw *w, const char *key)
 {
     sep(w);
-    jw_escape(w->b, key, strlen(key));
-    buf_putc(w->b, ':');
+    /* Keys are our own identifiers: nothing to escape. */
+    size_t n = strlen(key);
+    char *d = buf_reserve(w->b, n + 3);
+    if (d) {
+        d[0] = '"';
+        memcpy(d + 1, key, n);
+        d[n + 1] = '"';
+        d[n + 2] = ':';
+        w->b->len += n + 3;
+        w->b->p[w->b->len] = '\0';
+    }
     /* The value that follows must not write a separator. */
     w->first[w->depth] = 1;
+}
+
+/* 1 for bytes that must be escaped in a JSON string. */
+static const unsigned char needs_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, ['\\'] = 1,
+};
+
+/*
+ * Length of the prefix of s that needs no escaping. Tests 8 bytes at a time
+ * for a byte < 0x20, '"' or '\\' (the classic haszero/hasless word tricks;
+ * a hit only sends that word to the byte loop), since strings are most of
+ * every response.
+ */
+static size_t plain_prefix(const char *s, size_t n)
+{
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t v, q, bs;
+        memcpy(&v, s + i, 8);
+        q = v ^ (ones * '"');
+        bs = v ^ (ones * '\\');
+        uint64_t ctl = (v - ones * 0x20) & ~v & highs;  /* some byte < 0x20 */
+        uint64_t quo = (q - ones) & ~q & highs;          /* some byte == '"' */
+        uint64_t bsl = (bs - ones) & ~bs & highs;        /* some byte == '\\' */
+        if (ctl | quo | bsl)
+            break;
+    }
+    while (i < n && !needs_escape[(unsigned char)s[i]])
+        i++;
+    return i;
 }
 
 void jw_escape(struct buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    size_t k = plain_prefix(s, n);
+    if (k == n) { /* the common case: copy in one go */
+        char *d = buf_reserve(b, n + 2);
+        if (d) {
+            d[0] = '"';
+            memcpy(d + 1, s, n);
+            d[n + 1] = '"';
+            b->len += n + 2;
+            b->p[b->len] = '\0';
+        }
+        return;
+    }
     buf_putc(b, '"');
     size_t run = 0; /* start of the current run of plain bytes */
     for (size_t i = 0; i < n; i++) {

@@ -118,7 +118,8 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *
 static enum MHD_Result reject(struct http_server *s, struct MHD_Connection *conn, int status)
 {
     struct http_resp resp;
-    memset(&resp, 0, sizeof(resp));
+    resp.nhdr = 0;
+    resp.content_type = NULL;
     buf_init(&resp.body, 4096);
     resp.status = status;
     s->o.reject(&resp, status);
@@ -176,7 +177,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, req);
 
     struct http_resp resp;
-    memset(&resp, 0, sizeof(resp));
+    resp.nhdr = 0; /* the header array stays uninitialised until used */
+    resp.content_type = NULL;
     buf_init(&resp.body, (size_t)1 << 30);
     resp.status = 500;
     s->o.dispatch(req, &resp);

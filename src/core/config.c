@@ -7,6 +7,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,16 +101,29 @@ static int set_value(struct cfg *c, int i, const char *v, enum cfg_source src,
     else
         snprintf(label, sizeof(label), "--%s", def->name);
     int64_t n = 0;
+    double x = 0;
     switch (def->type) {
+    case CFG_T_DOUBLE: {
+        char *end;
+        errno = 0;
+        x = strtod(v, &end);
+        if (end == v || *end || errno || !isfinite(x))
+            return err_set(d, ERR_INVAL, def->name, "%s: '%s' is not a number", label, v);
+        if (x < def->min || x > def->max)
+            return err_set(d, ERR_INVAL, def->name, "%s: %s is out of range (%g..%g)",
+                           label, v, def->min, def->max);
+        break;
+    }
     case CFG_T_INT:
     case CFG_T_SIZE:
         if (parse_int(v, &n, def->type == CFG_T_SIZE))
             return err_set(d, ERR_INVAL, def->name, "%s: '%s' is not %s", label,
                            v, def->type == CFG_T_SIZE ? "a size" : "an integer");
-        if (n < def->min || n > def->max)
+        if ((double)n < def->min || (double)n > def->max)
             return err_set(d, ERR_INVAL, def->name,
-                           "%s: %s is out of range (%lld..%lld)", label, v,
-                           (long long)def->min, (long long)def->max);
+                           "%s: %s is out of range (%.0f..%.0f)", label, v,
+                           def->min, def->max);
+        x = (double)n;
         break;
     case CFG_T_BOOL:
         if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"))
@@ -137,6 +151,7 @@ static int set_value(struct cfg *c, int i, const char *v, enum cfg_source src,
     mem_free((void *)c->str[i]);
     c->str[i] = copy;
     c->num[i] = n;
+    c->dbl[i] = x;
     c->src[i] = src;
     return 0;
 }
@@ -235,7 +250,9 @@ void cfg_print_help(void *fp, unsigned cmd)
         fprintf(f, "  %-24s %s\n  %-24s [%s; default %s", flag, def->help, "",
                 env, def->def ? def->def : "auto");
         if (def->type == CFG_T_INT || def->type == CFG_T_SIZE)
-            fprintf(f, "; %lld..%lld", (long long)def->min, (long long)def->max);
+            fprintf(f, "; %.0f..%.0f", def->min, def->max);
+        if (def->type == CFG_T_DOUBLE)
+            fprintf(f, "; %g..%g", def->min, def->max);
         if (def->type == CFG_T_ENUM)
             fprintf(f, "; %s", def->choices);
         fprintf(f, "]\n");
@@ -265,6 +282,9 @@ void cfg_print(void *fp, const struct cfg *c)
             snprintf(v, sizeof(v), "%lld", (long long)c->num[i]);
         else
             snprintf(v, sizeof(v), "%s", c->str[i]);
-        fprintf(f, "%s = %s\n", cfg_defs[i].name, v);
+        if (cfg_defs[i].scope)
+            fprintf(f, "%s.%s = %s\n", cfg_defs[i].scope, cfg_defs[i].name, v);
+        else
+            fprintf(f, "%s = %s\n", cfg_defs[i].name, v);
     }
 }

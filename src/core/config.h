@@ -18,6 +18,8 @@ enum {
     CMD_MIGRATE = 1 << 1,
     CMD_SEED = 1 << 2,
     CMD_CONFIG = 1 << 3,
+    CMD_SIM = 1 << 4,
+    CMD_BENCH = 1 << 5,
 };
 #define CMD_STORE (CMD_SERVE | CMD_MIGRATE | CMD_SEED)
 #define CMD_ALL 0xffff
@@ -46,16 +48,20 @@ enum cfg_type {
     CFG_T_INT,     /* integer in [min, max] */
     CFG_T_SIZE,    /* byte count with optional K/M/G suffix, in [min, max] */
     CFG_T_BOOL,    /* flag without a value; env accepts 1/0/true/false */
+    CFG_T_DOUBLE,  /* number in [min, max] */
 };
 
 struct cfg_def {
     const char *name;      /* flag without "--", e.g. "max-body" */
     enum cfg_type type;
     const char *def;       /* default as text; NULL: computed (see config.c) */
-    int64_t min, max;      /* bounds for INT and SIZE */
+    double min, max;       /* bounds for INT, SIZE and DOUBLE */
     const char *choices;   /* for ENUM */
     unsigned cmds;         /* CMD_* mask */
     const char *help;
+    /* Set on a row that reuses another row's name for another command (e.g.
+       "sim" for sim's --listen); `config` prints it as scope.name. */
+    const char *scope;
 };
 
 enum cfg_source { CFG_SRC_DEFAULT, CFG_SRC_ENV, CFG_SRC_FLAG };
@@ -63,6 +69,7 @@ enum cfg_source { CFG_SRC_DEFAULT, CFG_SRC_ENV, CFG_SRC_FLAG };
 struct cfg {
     const char *str[CFG__COUNT];   /* text value (owned by cfg) */
     int64_t num[CFG__COUNT];       /* INT, SIZE, BOOL value */
+    double dbl[CFG__COUNT];        /* DOUBLE value (also INT/SIZE as double) */
     enum cfg_source src[CFG__COUNT];
     unsigned cmd;                  /* command parsed for */
     int nargs;                     /* positional arguments */
@@ -83,6 +90,7 @@ void cfg_free(struct cfg *c);
 
 static inline const char *cfg_str(const struct cfg *c, enum cfg_id id) { return c->str[id]; }
 static inline int64_t cfg_int(const struct cfg *c, enum cfg_id id) { return c->num[id]; }
+static inline double cfg_double(const struct cfg *c, enum cfg_id id) { return c->dbl[id]; }
 
 /* Writes the --help text of command `cmd` (its settings) to f. */
 void cfg_print_help(void *f, unsigned cmd);

@@ -32,6 +32,7 @@ struct http_server {
     struct MHD_Daemon *d;
     struct http_server_opts o;
     atomic_int inflight;
+    atomic_int draining;  /* set by http_server_stop: answer with Connection: close */
     int port;
 };
 
@@ -96,7 +97,8 @@ static void free_body(void *p)
     mem_free(p);
 }
 
-static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *resp)
+static enum MHD_Result send_resp(struct http_server *s, struct MHD_Connection *conn,
+                                 struct http_resp *resp)
 {
     size_t len = 0;
     char *body = buf_steal(&resp->body, &len);
@@ -110,6 +112,9 @@ static enum MHD_Result send_resp(struct MHD_Connection *conn, struct http_resp *
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
     for (int i = 0; i < resp->nhdr; i++)
         MHD_add_response_header(r, resp->hdr[i].name, resp->hdr[i].value);
+    /* While draining, each connection ends with the response it is on. */
+    if (atomic_load(&s->draining))
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result rc = MHD_queue_response(conn, (unsigned)resp->status, r);
     MHD_destroy_response(r);
     return rc;
@@ -123,9 +128,9 @@ static enum MHD_Result reject(struct http_server *s, struct MHD_Connection *conn
     buf_init(&resp.body, 4096);
     resp.status = status;
     s->o.reject(&resp, status);
-    if (status == 413)
+    if (status == 413 && !atomic_load(&s->draining))
         http_resp_header(&resp, "Connection", "close");
-    enum MHD_Result rc = send_resp(conn, &resp);
+    enum MHD_Result rc = send_resp(s, conn, &resp);
     buf_free(&resp.body);
     return rc;
 }
@@ -182,7 +187,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     buf_init(&resp.body, (size_t)1 << 30);
     resp.status = 500;
     s->o.dispatch(req, &resp);
-    enum MHD_Result rc = send_resp(conn, &resp);
+    enum MHD_Result rc = send_resp(s, conn, &resp);
     buf_free(&resp.body);
     return rc;
 }
@@ -300,6 +305,7 @@ int http_server_port(const struct http_server *s)
 
 int http_server_stop(struct http_server *s, int timeout_ms)
 {
+    atomic_store(&s->draining, 1);
     MHD_socket lfd = MHD_quiesce_daemon(s->d);
     if (lfd != MHD_INVALID_SOCKET)
         close(lfd);

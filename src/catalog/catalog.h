@@ -6,7 +6,7 @@
  * Output: functions that produce JSON append it to `out` (a capped buffer
  * owned by the caller) and, for single items, write the item's strong ETag
  * into etag[21]. Errors: ERR_NOTFOUND, ERR_EXISTS (id taken), ERR_CONFLICT
- * (referenced; idempotency key reused), ERR_PRECOND (If-Match),
+ * (referenced), ERR_REPLAY (idempotency key reused), ERR_PRECOND (If-Match),
  * ERR_INVAL/ERR_RANGE (validation; field and message in d), ERR_PARSE (bad
  * cursor or patch), or a store error.
  */

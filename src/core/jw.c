@@ -169,11 +169,14 @@ int jw_fmt_double(char *out, size_t outlen, double v)
     if (!isfinite(v))
         return snprintf(out, outlen, "null");
     /* Integers up to 2^53 print without exponent or fraction. */
-    if (v == (double)(int64_t)v && fabs(v) < 9007199254740992.0)
+    if (fabs(v) < 9007199254740992.0 && v == (double)(int64_t)v)
         return snprintf(out, outlen, "%lld", (long long)v);
-    int n = snprintf(out, outlen, "%.15g", v);
-    if (strtod(out, NULL) != v)
-        n = snprintf(out, outlen, "%.17g", v);
+    int n = 0;
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(out, outlen, "%.*g", prec, v);
+        if (strtod(out, NULL) == v)
+            break;
+    }
     return n;
 }
 

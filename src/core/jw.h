@@ -25,7 +25,10 @@ void jw_obj_open(struct jw *w);
 void jw_obj_close(struct jw *w);
 void jw_arr_open(struct jw *w);
 void jw_arr_close(struct jw *w);
-/* Writes `"key":`; the next value call writes the member's value. */
+/*
+ * Writes `"key":`; the next value call writes the member's value. The key
+ * is copied as is: it must be one of our identifiers, needing no escapes.
+ */
 void jw_key(struct jw *w, const char *key);
 void jw_str(struct jw *w, const char *s, size_t n);
 void jw_cstr(struct jw *w, const char *s);   /* NULL writes null */

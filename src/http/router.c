@@ -63,6 +63,8 @@ static int match(const char *pattern, const char *path, struct http_req *req, in
                 long n = v ? codec_pct_decode(s, sl, v, 0) : -1;
                 if (n <= 0 || !codec_utf8_valid(v, (size_t)n)) {
                     mem_free(v);
+                    for (int i = 0; i < np; i++)
+                        mem_free(req->params[i]);
                     return -1;
                 }
                 req->params[np] = v;

@@ -2,6 +2,7 @@
 graceful shutdown under load, idle connections."""
 
 import http.client
+import json
 import re
 import resource
 import signal
@@ -13,7 +14,7 @@ import time
 import pytest
 
 from conftest import (
-    Client, check_alive, enc, ids_of, model_body, run_cli, run_threads, uid,
+    Client, check_alive, enc, ids_of, model_body, read_response, run_cli, uid,
 )
 
 MODELS = "/api/v1/models"
@@ -222,7 +223,12 @@ def test_seed_demo_is_idempotent(tmp_path, server_factory):
 
 
 def test_sigterm_with_requests_in_flight(server_factory):
-    srv = server_factory(args=["--shutdown-timeout", "5"])
+    # --shutdown-timeout bounds how long in-flight requests may take to finish;
+    # these requests take milliseconds, so the server must be gone well before
+    # it even while clients keep sending on their keep-alive connections (new
+    # requests after SIGTERM are not in flight: the server should close those
+    # connections rather than keep serving them until the timeout).
+    srv = server_factory(args=["--shutdown-timeout", "30"])
     stop = threading.Event()
     acked = {}
     lock = threading.Lock()
@@ -273,7 +279,10 @@ def test_sigterm_with_requests_in_flight(server_factory):
         rc = srv.proc.wait(10)
     except subprocess.TimeoutExpired:
         srv.kill()
-        pytest.fail(f"no exit within 10s of SIGTERM with requests in flight\n{srv.log_tail()}")
+        with lock:
+            served = len(statuses)
+        pytest.fail(f"no exit within 10s of SIGTERM (--shutdown-timeout 30) while clients kept "
+                    f"sending on keep-alive connections ({served} responses in all)\n{srv.log_tail()}")
     finally:
         stop.set()
         for t in threads:
@@ -288,6 +297,59 @@ def test_sigterm_with_requests_in_flight(server_factory):
     for model_id, body in acked.items():
         g = c.get(f"{MODELS}/{enc(model_id)}")
         assert g.status == 200 and g.body == body, f"acknowledged {model_id} lost: {g!r}"
+    c.close()
+
+
+def test_sigterm_finishes_requests_in_flight_and_serves_no_new_ones(server_factory):
+    srv = server_factory(args=["--shutdown-timeout", "30"])
+    bodies = [json.dumps(model_body()).encode() for _ in range(2)]
+    socks = [srv.raw_socket(timeout=5) for _ in range(2)]
+    try:
+        # Two requests in flight: headers and half of each body sent.
+        for sock, body in zip(socks, bodies):
+            head = (f"POST {MODELS} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode()
+            sock.sendall(head + body[:20])
+        time.sleep(0.2)
+        srv.proc.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        time.sleep(0.3)
+
+        # The first finishes while the second still holds the drain open.
+        socks[0].sendall(bodies[0][20:])
+        resp = read_response(socks[0], timeout=5)
+        assert resp is not None, f"a request in flight at SIGTERM was cut\n{srv.log_tail()}"
+        assert resp[0] == 201, resp
+        served_again = None
+        if "close" not in resp[1].get("connection", "").lower():
+            try:
+                socks[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                served_again = read_response(socks[0], timeout=3)
+            except OSError:
+                served_again = None
+        assert served_again is None, (
+            "while draining after SIGTERM the server answered without `Connection: close` and then "
+            f"served a new request on the same keep-alive connection (status {served_again[0]}); "
+            "with clients that keep sending, the drain then lasts until --shutdown-timeout")
+
+        socks[1].sendall(bodies[1][20:])
+        resp = read_response(socks[1], timeout=5)
+        assert resp is not None and resp[0] == 201, f"second request in flight: {resp!r}"
+    finally:
+        for sock in socks:
+            sock.close()
+    try:
+        rc = srv.proc.wait(max(0.1, 5 - (time.monotonic() - signalled)))
+    except subprocess.TimeoutExpired:
+        srv.kill()
+        pytest.fail(f"no exit within 5s of SIGTERM once the requests in flight were done\n{srv.log_tail()}")
+    assert rc == 0, f"rc={rc}\n{srv.log_tail()}"
+
+    again = server_factory(db_path=srv.db_path, migrate=False)
+    c = again.client()
+    for body in bodies:
+        model_id = json.loads(body)["id"]
+        assert c.get(f"{MODELS}/{enc(model_id)}").status == 200, f"{model_id} acknowledged but lost"
     c.close()
 
 

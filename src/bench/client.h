@@ -1,0 +1,81 @@
+/*
+ * The benchmark client: one thread, one libevent loop, keep-alive
+ * connections to one target, requests released by an arrival process
+ * (gamma-distributed gaps, or as fast as the concurrency cap allows),
+ * responses parsed incrementally (h1.c → sse.c → backend.c) with a
+ * CLOCK_MONOTONIC timestamp taken once per read.
+ */
+#ifndef MC_BENCH_CLIENT_H
+#define MC_BENCH_CLIENT_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "bench/req.h"
+#include "core/err.h"
+
+/* Where requests go: http://host:port[/prefix]. */
+struct bench_target {
+    char host[256];
+    char port[8];
+    char prefix[256];          /* path prefix without a trailing '/' */
+    char host_header[280];
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
+};
+
+/* Parses and resolves an http:// base URL. 0 or ERR_INVAL with detail. */
+int bench_target_parse(const char *url, struct bench_target *t, struct err_detail *d) MC_WUR;
+
+/* One prompt of a dataset (see dataset.h). */
+struct bench_prompt;
+
+struct bench_load {
+    int backend;                  /* enum bench_backend */
+    const char *model;
+    int ignore_eos;
+    const char *const *headers;   /* extra "Name: value" lines */
+    int nheaders;
+    const char *api_key;          /* sent as Authorization: Bearer */
+    int num_prompts;              /* measured requests; 0 with duration_s */
+    double duration_s;            /* stop issuing after this; 0 with num_prompts */
+    int warmup;                   /* requests before measuring, not counted */
+    double rate;                  /* requests/s; INFINITY: closed loop */
+    double burstiness;            /* gamma shape; 1 = Poisson */
+    int max_concurrency;          /* 0: unlimited */
+    uint64_t seed;
+    double request_timeout_s;     /* 0: none */
+    int max_errors;               /* stop after this many failures; 0: never */
+    size_t max_event;             /* cap of one SSE event */
+    int progress;                 /* 0 quiet, 1 live line (TTY), 2 a line every 5 s */
+    const struct bench_prompt *prompts;
+    size_t nprompts;
+};
+
+struct bench_run {
+    struct bench_req *reqs;       /* finished measured requests, in issue order */
+    size_t n;
+    size_t incomplete;            /* in flight when the run was interrupted */
+    int64_t start_ns, end_ns;     /* the measured interval */
+    int interrupted;              /* SIGINT/SIGTERM */
+    int stopped_by_errors;        /* --max-errors reached */
+    double dispatch_lag_ms_max;   /* worst lateness of a release vs its schedule */
+    double dispatch_lag_ms_mean;
+    uint64_t reads, events;       /* reads with data, SSE events: events per read */
+    char nonce[9];                /* prefix of this run's X-Request-Id values */
+};
+
+/*
+ * Runs the load. Returns 0 (also when interrupted or stopped by errors;
+ * see the flags) or an error with detail (nothing could start).
+ */
+int bench_run(const struct bench_target *t, const struct bench_load *l, struct bench_run *out,
+              struct err_detail *d) MC_WUR;
+void bench_run_free(struct bench_run *r);
+
+/* Writes the X-Request-Id of request id of run r into out[40]. */
+void bench_request_id(const struct bench_run *r, uint64_t id, char out[40]);
+
+#endif

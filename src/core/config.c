@@ -40,6 +40,82 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                         "log line format"},
     [CFG_DEMO] = {"demo", CFG_T_BOOL, "0", 0, 1, NULL, CMD_SEED,
                   "load the demo catalog (models and GPU prices)"},
+    /* bench */
+    [CFG_BENCH_BACKEND] = {"backend", CFG_T_ENUM, "vllm", 0, 0,
+                           "vllm|openai|openai-chat|tgi|lmdeploy", CMD_BENCH,
+                           "protocol of the server under test"},
+    [CFG_BENCH_BASE_URL] = {"base-url", CFG_T_STR, "http://127.0.0.1:9000", 0, 0, NULL,
+                            CMD_BENCH, "server under test, http://host:port[/prefix]"},
+    [CFG_BENCH_MODEL] = {"model", CFG_T_STR, "sim-model", 0, 0, NULL, CMD_BENCH,
+                         "model name sent in requests", "bench"},
+    [CFG_BENCH_HEADER] = {"header", CFG_T_LIST, "", 0, 0, NULL, CMD_BENCH,
+                          "extra request header 'Name: value' (repeatable)"},
+    [CFG_BENCH_API_KEY] = {"api-key", CFG_T_SECRET, "", 0, 0, NULL, CMD_BENCH,
+                           "sent to the server under test as Authorization: Bearer"},
+    [CFG_BENCH_NUM_PROMPTS] = {"num-prompts", CFG_T_INT, "1000", 0, 100000000, NULL,
+                               CMD_BENCH, "measured requests (0 with --duration)"},
+    [CFG_BENCH_DURATION] = {"duration", CFG_T_DOUBLE, "0", 0, 31536000, NULL, CMD_BENCH,
+                            "seconds to issue requests for (instead of --num-prompts)"},
+    [CFG_BENCH_REQUEST_RATE] = {"request-rate", CFG_T_STR, "inf", 0, 0, NULL, CMD_BENCH,
+                                "requests/s, or inf (all at once, up to --max-concurrency)"},
+    [CFG_BENCH_BURSTINESS] = {"burstiness", CFG_T_DOUBLE, "1", 0.01, 100, NULL, CMD_BENCH,
+                              "gamma shape of arrival gaps: 1 Poisson, <1 burstier"},
+    [CFG_BENCH_MAX_CONCURRENCY] = {"max-concurrency", CFG_T_INT, "0", 0, 1000000, NULL,
+                                   CMD_BENCH, "requests in flight at most (0: no cap)"},
+    [CFG_BENCH_WARMUP] = {"warmup", CFG_T_INT, "1", 0, 1000000, NULL, CMD_BENCH,
+                          "requests sent first and not counted"},
+    [CFG_BENCH_SEED] = {"seed", CFG_T_INT, "-1", -1, 9.2e18, NULL, CMD_BENCH,
+                        "seed of prompts and arrivals (-1: random, recorded)", "bench"},
+    [CFG_BENCH_SWEEP] = {"sweep", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                         "concurrency=1,4,16 or rate=1,2,4: one run per point"},
+    [CFG_BENCH_DATASET] = {"dataset", CFG_T_ENUM, "random", 0, 0, "random|sharegpt|jsonl",
+                           CMD_BENCH, "where prompts come from"},
+    [CFG_BENCH_DATASET_PATH] = {"dataset-path", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                                "file of the sharegpt or jsonl dataset"},
+    [CFG_BENCH_INPUT_LEN] = {"input-len", CFG_T_INT, "1024", 1, 1000000, NULL, CMD_BENCH,
+                             "random dataset: prompt tokens"},
+    [CFG_BENCH_OUTPUT_LEN] = {"output-len", CFG_T_INT, "128", 1, 1000000, NULL, CMD_BENCH,
+                              "random dataset: output tokens"},
+    [CFG_BENCH_RANGE_RATIO] = {"range-ratio", CFG_T_DOUBLE, "0", 0, 0.999, NULL, CMD_BENCH,
+                               "random dataset: lengths uniform in [L(1-r), L(1+r)]"},
+    [CFG_BENCH_PREFIX_LEN] = {"prefix-len", CFG_T_INT, "0", 0, 1000000, NULL, CMD_BENCH,
+                              "random dataset: tokens of a prefix shared by all prompts"},
+    [CFG_BENCH_IGNORE_EOS] = {"ignore-eos", CFG_T_BOOL, "0", 0, 1, NULL, CMD_BENCH,
+                              "ask for exactly the output length"},
+    [CFG_BENCH_RESULT_JSON] = {"result-json", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                               "write the result (vLLM bench serve fields) to this file"},
+    [CFG_BENCH_REQUESTS_OUT] = {"requests-out", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                                "write one JSON line per request to this file"},
+    [CFG_BENCH_GOODPUT] = {"goodput", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                           "SLOs for goodput, e.g. ttft:500,tpot:50,e2el:10000 (ms)"},
+    [CFG_BENCH_PERCENTILES] = {"percentiles", CFG_T_STR, "50,90,95,99", 0, 0, NULL,
+                               CMD_BENCH, "percentiles to report"},
+    [CFG_BENCH_REQUEST_TIMEOUT] = {"request-timeout", CFG_T_DOUBLE, "600", 0, 86400, NULL,
+                                   CMD_BENCH, "seconds before a request counts as failed"},
+    [CFG_BENCH_MAX_ERRORS] = {"max-errors", CFG_T_INT, "0", 0, 100000000, NULL, CMD_BENCH,
+                              "stop after this many failed requests (0: never)"},
+    [CFG_BENCH_MAX_EVENT] = {"max-event", CFG_T_SIZE, "1M", 1024, 67108864, NULL, CMD_BENCH,
+                             "largest streamed event accepted, bytes"},
+    [CFG_BENCH_TRANSPORT] = {"transport", CFG_T_ENUM, "native", 0, 0, "native|curl",
+                             CMD_BENCH, "HTTP client: native (fast) or curl (TLS, HTTP/2)"},
+    [CFG_BENCH_CATALOG] = {"catalog", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                           "modelcat API to publish each point to, http://host:port"},
+    [CFG_BENCH_CATALOG_API_KEY] = {"catalog-api-key", CFG_T_SECRET, "", 0, 0, NULL,
+                                   CMD_BENCH, "key for --catalog"},
+    [CFG_BENCH_CATALOG_MODEL] = {"catalog-model", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                                 "catalog model id (default: --model)"},
+    [CFG_BENCH_HARDWARE] = {"hardware", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                            "catalog hardware id the server runs on"},
+    [CFG_BENCH_GPU_COUNT] = {"gpu-count", CFG_T_INT, "1", 1, 1024, NULL, CMD_BENCH,
+                             "GPUs the server uses"},
+    [CFG_BENCH_TENSOR_PARALLEL] = {"tensor-parallel", CFG_T_INT, "1", 1, 1024, NULL,
+                                   CMD_BENCH, "tensor-parallel size of the server"},
+    [CFG_BENCH_ENGINE] = {"engine", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                          "engine name for the catalog (default: from --backend)"},
+    [CFG_BENCH_ENGINE_VERSION] = {"engine-version", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                                  "engine version for the catalog"},
+    [CFG_BENCH_ENGINE_ARGS] = {"engine-args", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                               "engine command-line arguments, for the catalog"},
 };
 
 /* "max-body" -> "MODELCAT_MAX_BODY" */
@@ -139,11 +215,29 @@ static int set_value(struct cfg *c, int i, const char *v, enum cfg_source src,
             return err_set(d, ERR_INVAL, def->name, "%s: '%s' is not one of %s",
                            label, v, def->choices);
         break;
-    case CFG_T_STR:
     case CFG_T_URL:
-        if (!*v || strlen(v) > 4096)
-            return err_set(d, ERR_INVAL, def->name, "%s: empty or too long", label);
+        if (!*v)
+            return err_set(d, ERR_INVAL, def->name, "%s: empty", label);
+        /* fall through */
+    case CFG_T_STR:
+    case CFG_T_SECRET:
+    case CFG_T_LIST:
+        if (strlen(v) > 4096)
+            return err_set(d, ERR_INVAL, def->name, "%s: longer than 4096 bytes", label);
         break;
+    }
+    if (def->type == CFG_T_LIST && src == CFG_SRC_FLAG && c->src[i] == CFG_SRC_FLAG &&
+        *c->str[i]) { /* a repeated flag adds a line */
+        size_t a = strlen(c->str[i]), b = strlen(v);
+        char *joined = mem_malloc(a + b + 2);
+        if (!joined)
+            return err_set(d, ERR_NOMEM, def->name, "out of memory");
+        memcpy(joined, c->str[i], a);
+        joined[a] = '\n';
+        memcpy(joined + a + 1, v, b + 1);
+        mem_free((void *)c->str[i]);
+        c->str[i] = joined;
+        return 0;
     }
     char *copy = mem_strdup(v);
     if (!copy)
@@ -278,6 +372,8 @@ void cfg_print(void *fp, const struct cfg *c)
         char v[512];
         if (cfg_defs[i].type == CFG_T_URL)
             cfg_mask_url(v, sizeof(v), c->str[i]);
+        else if (cfg_defs[i].type == CFG_T_SECRET)
+            snprintf(v, sizeof(v), "%s", *c->str[i] ? "****" : "");
         else if (cfg_defs[i].type == CFG_T_SIZE)
             snprintf(v, sizeof(v), "%lld", (long long)c->num[i]);
         else

@@ -38,6 +38,44 @@ enum cfg_id {
     CFG_LOG_LEVEL,
     CFG_LOG_FORMAT,
     CFG_DEMO,
+    /* bench */
+    CFG_BENCH_BACKEND,
+    CFG_BENCH_BASE_URL,
+    CFG_BENCH_MODEL,
+    CFG_BENCH_HEADER,
+    CFG_BENCH_API_KEY,
+    CFG_BENCH_NUM_PROMPTS,
+    CFG_BENCH_DURATION,
+    CFG_BENCH_REQUEST_RATE,
+    CFG_BENCH_BURSTINESS,
+    CFG_BENCH_MAX_CONCURRENCY,
+    CFG_BENCH_WARMUP,
+    CFG_BENCH_SEED,
+    CFG_BENCH_SWEEP,
+    CFG_BENCH_DATASET,
+    CFG_BENCH_DATASET_PATH,
+    CFG_BENCH_INPUT_LEN,
+    CFG_BENCH_OUTPUT_LEN,
+    CFG_BENCH_RANGE_RATIO,
+    CFG_BENCH_PREFIX_LEN,
+    CFG_BENCH_IGNORE_EOS,
+    CFG_BENCH_RESULT_JSON,
+    CFG_BENCH_REQUESTS_OUT,
+    CFG_BENCH_GOODPUT,
+    CFG_BENCH_PERCENTILES,
+    CFG_BENCH_REQUEST_TIMEOUT,
+    CFG_BENCH_MAX_ERRORS,
+    CFG_BENCH_MAX_EVENT,
+    CFG_BENCH_TRANSPORT,
+    CFG_BENCH_CATALOG,
+    CFG_BENCH_CATALOG_API_KEY,
+    CFG_BENCH_CATALOG_MODEL,
+    CFG_BENCH_HARDWARE,
+    CFG_BENCH_GPU_COUNT,
+    CFG_BENCH_TENSOR_PARALLEL,
+    CFG_BENCH_ENGINE,
+    CFG_BENCH_ENGINE_VERSION,
+    CFG_BENCH_ENGINE_ARGS,
     CFG__COUNT
 };
 
@@ -49,6 +87,8 @@ enum cfg_type {
     CFG_T_SIZE,    /* byte count with optional K/M/G suffix, in [min, max] */
     CFG_T_BOOL,    /* flag without a value; env accepts 1/0/true/false */
     CFG_T_DOUBLE,  /* number in [min, max] */
+    CFG_T_SECRET,  /* text printed as **** */
+    CFG_T_LIST,    /* repeatable flag; values joined with '\n' */
 };
 
 struct cfg_def {

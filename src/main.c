@@ -20,6 +20,7 @@ static const struct {
     {"migrate", cli_migrate, "apply the schema migrations to the store"},
     {"seed", cli_seed, "load the demo catalog (--demo)"},
     {"config", cli_config, "print the effective settings"},
+    {"bench", cli_bench, "benchmark an LLM server (vLLM, TGI, LMDeploy, OpenAI, sim)"},
 };
 
 static void usage(FILE *f)

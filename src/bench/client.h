@@ -26,7 +26,10 @@ struct bench_target {
     socklen_t addrlen;
 };
 
-/* Parses and resolves an http:// base URL. 0 or ERR_INVAL with detail. */
+/*
+ * Parses and resolves an http:// base URL for the native transport. 0 or
+ * ERR_INVAL with detail.
+ */
 int bench_target_parse(const char *url, struct bench_target *t, struct err_detail *d) MC_WUR;
 
 /* One prompt of a dataset (see dataset.h). */
@@ -34,6 +37,8 @@ struct bench_prompt;
 
 struct bench_load {
     int backend;                  /* enum bench_backend */
+    const char *url;              /* the base URL as given */
+    int transport_curl;           /* 1: libcurl (https, HTTP/2, proxies); 0: native */
     const char *model;
     int ignore_eos;
     const char *const *headers;   /* extra "Name: value" lines */

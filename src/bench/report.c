@@ -41,7 +41,7 @@ static void write_params(struct jw *w, const struct bench_report_ctx *c)
     jw_key(w, "seed"); jw_i64(w, (int64_t)l->seed);
     jw_key(w, "tool"); jw_cstr(w, "modelcat");
     jw_key(w, "tool_version"); jw_cstr(w, MODELCAT_VERSION);
-    jw_key(w, "transport"); jw_cstr(w, "native");
+    jw_key(w, "transport"); jw_cstr(w, l->transport_curl ? "curl" : "native");
     jw_key(w, "command"); jw_cstr(w, c->command);
     jw_key(w, "sweep_id"); jw_cstr(w, c->sweep_id);
     jw_key(w, "point"); jw_i64(w, c->point);

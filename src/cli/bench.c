@@ -131,8 +131,14 @@ static int parse_opts(const struct cfg *c, struct opts *o)
         h = nl ? nl + 1 : h + strlen(h);
     }
     l->headers = (const char *const *)o->headers;
+    l->url = cfg_str(c, CFG_BENCH_BASE_URL);
+    l->transport_curl = !strcmp(cfg_str(c, CFG_BENCH_TRANSPORT), "curl");
+    if (strncmp(l->url, "http://", 7) && strncmp(l->url, "https://", 8))
+        return usage_error("--base-url: '%s' is not an http:// or https:// URL", l->url);
+    if (!strncmp(l->url, "https://", 8) && !l->transport_curl)
+        return usage_error("--base-url %s: https needs --transport curl", l->url);
     err_clear(&d);
-    if (bench_target_parse(cfg_str(c, CFG_BENCH_BASE_URL), &o->t, &d))
+    if (!l->transport_curl && bench_target_parse(l->url, &o->t, &d))
         return usage_error("%s", d.msg);
     return 0;
 }
@@ -250,7 +256,9 @@ static int run_point(const struct cfg *c, struct opts *o, int i, const char *swe
     if (result)
         json_array_append_new(all, result);
     bench_run_free(&run);
-    return bad || run.stopped_by_errors;
+    if (!s.completed && !run.interrupted)
+        log_error("bench", "no request completed");
+    return bad || run.stopped_by_errors || (!s.completed && !run.interrupted);
 }
 
 static int write_result(const char *path, json_t *all, const char *sweep_id, int sweep)
@@ -284,13 +292,6 @@ int cli_bench(int argc, char **argv)
         cfg_free(&c);
         return rc;
     }
-    if (!strcmp(cfg_str(&c, CFG_BENCH_TRANSPORT), "curl")) {
-        fprintf(stderr, "modelcat bench: --transport curl is not available in this build;"
-                        " use the native transport (http:// targets)\n");
-        bench_dataset_free(&ds);
-        cfg_free(&c);
-        return 2;
-    }
     o.l.prompts = ds.v;
     o.l.nprompts = ds.n;
     if (codec_uuid7(sweep_id, time_wall_ms()))
@@ -303,9 +304,9 @@ int cli_bench(int argc, char **argv)
         rc = 2;
         goto out;
     }
-    log_info("bench", "%s %s%s, seed %llu, %zu prompts (%s)", bench_backend_name(o.l.backend),
-             o.t.host_header, o.t.prefix, (unsigned long long)o.l.seed, ds.n,
-             cfg_str(&c, CFG_BENCH_DATASET));
+    log_info("bench", "%s %s (%s transport), seed %llu, %zu prompts (%s)",
+             bench_backend_name(o.l.backend), o.l.url, o.l.transport_curl ? "curl" : "native",
+             (unsigned long long)o.l.seed, ds.n, cfg_str(&c, CFG_BENCH_DATASET));
     json_t *all = json_array();
     int npoints = o.npoints ? o.npoints : 1, interrupted = 0, failed = 0;
     for (int i = 0; i < npoints && !interrupted; i++)

@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 
 #include "bench/backend.h"
 #include "bench/client_int.h"
@@ -248,6 +249,11 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
     event_base_loopbreak(cl->base);
 }
 
+static double tv_s(const struct timeval *tv)
+{
+    return (double)tv->tv_sec + (double)tv->tv_usec / 1e6;
+}
+
 /* Runs the loop until the current phase has issued and finished everything. */
 static void run_phase(struct client *cl)
 {
@@ -347,9 +353,14 @@ int bench_run(const struct bench_target *t, const struct bench_load *l, struct b
         cl->failed = 0;
         cl->done = 0;
         cl->tokens_done = 0;
+        struct rusage ru0, ru1;
+        getrusage(RUSAGE_SELF, &ru0);
         out->start_ns = time_mono_ns();
         run_phase(cl);
         out->end_ns = time_mono_ns();
+        getrusage(RUSAGE_SELF, &ru1);
+        out->cpu_user_s = tv_s(&ru1.ru_utime) - tv_s(&ru0.ru_utime);
+        out->cpu_sys_s = tv_s(&ru1.ru_stime) - tv_s(&ru0.ru_stime);
         progress(cl, out->end_ns, 1);
     }
     size_t released = cl->nreqs > (size_t)l->warmup ? cl->nreqs - (size_t)l->warmup : 0;

@@ -69,6 +69,7 @@ struct bench_run {
     double dispatch_lag_ms_max;   /* worst lateness of a release vs its schedule */
     double dispatch_lag_ms_mean;
     uint64_t reads, events;       /* reads with data, SSE events: events per read */
+    double cpu_user_s, cpu_sys_s; /* this process's CPU time over the measured interval */
     char nonce[9];                /* prefix of this run's X-Request-Id values */
 };
 

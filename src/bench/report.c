@@ -50,6 +50,8 @@ static void write_params(struct jw *w, const struct bench_report_ctx *c)
     jw_key(w, "incomplete"); jw_i64(w, (int64_t)r->incomplete);
     jw_key(w, "dispatch_lag_ms_mean"); jw_num(w, r->dispatch_lag_ms_mean);
     jw_key(w, "dispatch_lag_ms_max"); jw_num(w, r->dispatch_lag_ms_max);
+    jw_key(w, "client_cpu_user_s"); jw_num(w, r->cpu_user_s);
+    jw_key(w, "client_cpu_sys_s"); jw_num(w, r->cpu_sys_s);
     jw_key(w, "events_per_read");
     jw_num(w, r->reads ? (double)r->events / (double)r->reads : 0);
 }

@@ -101,47 +101,65 @@ void bench_backend_body(int b, const struct bench_reqspec *r, struct buf *out)
     jw_obj_close(&w);
 }
 
-static void read_usage(const char *u, const char *end, struct bench_ev *ev)
+static void read_usage(const char *u, const char *end, struct bench_ev *ev, int src)
 {
-    int64_t v;
-    if (!u || js_is_null(u, end))
-        return;
-    if (js_int(js_get(u, end, "completion_tokens"), end, &v) == 0 && v >= 0) {
-        ev->completion_tokens = v;
-        ev->tok_src = BENCH_TOK_USAGE;
+    struct js_iter it;
+    const char *k, *v, *ve;
+    size_t kl;
+    int64_t x;
+    if (js_obj_begin(&it, u, end))
+        return; /* null */
+    while (js_obj_next(&it, &k, &kl, &v, &ve) == 1) {
+        if ((js_key_is(k, kl, "completion_tokens") || js_key_is(k, kl, "generated_tokens")) &&
+            js_int(v, ve, &x) == 0 && x >= 0) {
+            ev->completion_tokens = x;
+            ev->tok_src = src;
+        } else if (js_key_is(k, kl, "prompt_tokens") && js_int(v, ve, &x) == 0 && x >= 0) {
+            ev->prompt_tokens = x;
+        }
     }
-    if (js_int(js_get(u, end, "prompt_tokens"), end, &v) == 0 && v >= 0)
-        ev->prompt_tokens = v;
 }
 
-static void openai_event(int b, const char *p, const char *end, struct bench_ev *ev)
+/* Content of choices[0]: "text", or for chat delta.content; "" is none. */
+static int choice_has_content(int b, const char *c, const char *end)
 {
-    const char *c = js_first(js_get(p, end, "choices"), end);
-    if (c) {
-        const char *text = b == BENCH_OPENAI_CHAT
-                               ? js_get(js_get(c, end, "delta"), end, "content")
-                               : js_get(c, end, "text");
-        /* A role-only chat chunk has "" or no content: not a token. */
-        ev->content = js_str_nonempty(text, end) == 1;
-    }
-    read_usage(js_get(p, end, "usage"), end, ev);
+    const char *text = b == BENCH_OPENAI_CHAT ? js_get(js_get(c, end, "delta"), end, "content")
+                                              : js_get(c, end, "text");
+    return js_str_nonempty(text, end) == 1; /* a role-only chat chunk is not a token */
 }
 
-static void tgi_event(const char *p, const char *end, struct bench_ev *ev)
+/*
+ * One pass over the event's members: each value is skipped (and so
+ * checked) once; only choices[0], usage, token and details are looked into.
+ */
+static int scan_event(int b, const char *p, const char *end, struct bench_ev *ev)
 {
-    const char *tok = js_get(p, end, "token");
-    if (tok && !js_is_null(tok, end))
-        ev->content = js_str_nonempty(js_get(tok, end, "text"), end) >= 0;
-    const char *det = js_get(p, end, "details");
-    int64_t v;
-    if (det && !js_is_null(det, end) &&
-        js_int(js_get(det, end, "generated_tokens"), end, &v) == 0 && v >= 0) {
-        ev->completion_tokens = v;
-        ev->tok_src = BENCH_TOK_DETAILS;
+    struct js_iter it;
+    const char *k, *v, *ve;
+    size_t kl;
+    int rc;
+    if (js_obj_begin(&it, p, end))
+        return -1;
+    while ((rc = js_obj_next(&it, &k, &kl, &v, &ve)) == 1) {
+        if (js_key_is(k, kl, "error")) {
+            ev->error |= !js_is_null(v, ve);
+        } else if (b == BENCH_TGI) {
+            if (js_key_is(k, kl, "token") && !js_is_null(v, ve))
+                ev->content = js_str_nonempty(js_get(v, ve, "text"), ve) >= 0;
+            else if (js_key_is(k, kl, "details"))
+                read_usage(v, ve, ev, BENCH_TOK_DETAILS);
+            else if (js_key_is(k, kl, "generated_text"))
+                ev->end |= !js_is_null(v, ve);
+        } else if (js_key_is(k, kl, "choices")) {
+            const char *c = js_first(v, ve);
+            ev->content = c && choice_has_content(b, c, ve);
+        } else if (js_key_is(k, kl, "usage")) {
+            read_usage(v, ve, ev, BENCH_TOK_USAGE);
+        }
     }
-    const char *gen = js_get(p, end, "generated_text");
-    if (gen && !js_is_null(gen, end))
-        ev->end = 1;
+    if (rc < 0 || js_ws(it.p, end) != end)
+        return -1;
+    return 0;
 }
 
 int bench_backend_event(int b, const char *data, size_t len, struct bench_ev *ev)
@@ -154,16 +172,9 @@ int bench_backend_event(int b, const char *data, size_t len, struct bench_ev *ev
         ev->end = b != BENCH_TGI;
         return ev->end ? 0 : -1;
     }
-    if (p >= end || *p != '{' || js_skip(p, end) == NULL)
+    if (scan_event(b, p, end, ev))
         return -1;
-    const char *e = js_get(p, end, "error");
-    if (e && !js_is_null(e, end)) {
-        ev->error = 1;
-        return 0;
-    }
-    if (b == BENCH_TGI)
-        tgi_event(p, end, ev);
-    else
-        openai_event(b, p, end, ev);
+    if (ev->error) /* an error event says nothing else */
+        ev->content = ev->end = 0;
     return 0;
 }

@@ -176,3 +176,51 @@ int js_int(const char *p, const char *end, int64_t *v)
     *v = neg ? -(int64_t)x : (int64_t)x;
     return 0;
 }
+
+int js_obj_begin(struct js_iter *it, const char *p, const char *end)
+{
+    p = p ? js_ws(p, end) : end;
+    if (p >= end || *p != '{')
+        return -1;
+    it->p = js_ws(p + 1, end);
+    it->end = end;
+    return 0;
+}
+
+int js_obj_next(struct js_iter *it, const char **k, size_t *kl, const char **v,
+                const char **ve)
+{
+    const char *p = it->p, *end = it->end;
+    if (p < end && *p == '}') {
+        it->p = p + 1;
+        return 0;
+    }
+    if (p >= end || *p != '"')
+        return -1;
+    const char *ke = skip_str(p, end);
+    if (!ke)
+        return -1;
+    *k = p + 1;
+    *kl = (size_t)(ke - 1 - *k);
+    p = js_ws(ke, end);
+    if (p >= end || *p != ':')
+        return -1;
+    *v = js_ws(p + 1, end);
+    if (!(*ve = skip_depth(*v, end, 1)))
+        return -1;
+    p = js_ws(*ve, end);
+    if (p < end && *p == ',') {
+        p = js_ws(p + 1, end);
+        if (p >= end || *p != '"')
+            return -1;
+    } else if (p >= end || *p != '}') {
+        return -1;
+    }
+    it->p = p;
+    return 1;
+}
+
+int js_key_is(const char *k, size_t kl, const char *lit)
+{
+    return strlen(lit) == kl && memcmp(k, lit, kl) == 0;
+}

@@ -16,6 +16,22 @@
 
 #define JS_MAX_DEPTH 64
 
+/* Iteration over the members of one object, each value skipped once. */
+struct js_iter {
+    const char *p, *end;
+};
+
+/* Starts iterating the object at p: 0, or -1 when p is not an object. */
+int js_obj_begin(struct js_iter *it, const char *p, const char *end);
+/*
+ * Next member: 1 with its key (*k, *kl: the raw bytes between the quotes)
+ * and value [*v, *ve); 0 at the end of the object; -1 when malformed.
+ */
+int js_obj_next(struct js_iter *it, const char **k, size_t *kl, const char **v,
+                const char **ve);
+/* 1 when the raw key [k, k+kl) is lit. */
+int js_key_is(const char *k, size_t kl, const char *lit);
+
 /* Skips whitespace. */
 const char *js_ws(const char *p, const char *end);
 /* Returns the end of the value at p (after whitespace), or NULL if malformed. */

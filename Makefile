@@ -17,10 +17,12 @@ build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-# Embedded defaults: an SQLite file under ./var/ with the demo catalog.
+# Embedded defaults: an SQLite file under ./var/ with the demo catalog, and
+# real benchmark runs of modelcat bench against modelcat sim (first run only).
 run: deps build
 	@mkdir -p var
 	@$(BUILD)/modelcat seed --demo --db $(DB)
+	@./scripts/demo-runs.sh $(BUILD)/modelcat $(DB)
 	exec $(BUILD)/modelcat serve --listen $(LISTEN) --db $(DB)
 
 test: deps build test-fast test-asan

@@ -20,6 +20,7 @@ static const struct {
     {"migrate", cli_migrate, "apply the schema migrations to the store"},
     {"seed", cli_seed, "load the demo catalog (--demo)"},
     {"config", cli_config, "print the effective settings"},
+    {"sim", cli_sim, "run the inference engine simulator"},
     {"bench", cli_bench, "benchmark an LLM server (vLLM, TGI, LMDeploy, OpenAI, sim)"},
 };
 

@@ -37,10 +37,11 @@ static int seed_array(struct db_conn *c, json_t *arr, const char *what,
         if (rc == ERR_EXISTS)
             continue;
         if (rc) {
-            char msg[ERR_MSG_LEN];
+            char msg[ERR_MSG_LEN], field[ERR_FIELD_LEN];
             snprintf(msg, sizeof(msg), "%s", d->msg);
+            snprintf(field, sizeof(field), "%s", d->field);
             buf_free(&out);
-            return err_set(d, rc, d->field, "demo %s #%zu: %s", what, i, msg);
+            return err_set(d, rc, field, "demo %s #%zu: %s", what, i, msg);
         }
         (*created)++;
     }

@@ -10,6 +10,7 @@ int cli_serve(int argc, char **argv);
 int cli_migrate(int argc, char **argv);
 int cli_seed(int argc, char **argv);
 int cli_config(int argc, char **argv);
+int cli_sim(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 
 struct cfg;

@@ -5,6 +5,7 @@
 #include "core/err.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -47,6 +48,36 @@ const char *err_str(int code)
     return "unknown error";
 }
 
+/*
+ * Replaces each byte that is not part of a valid UTF-8 sequence with '?':
+ * a detail may quote client text, cut by a precision ("%.64s") or by the
+ * buffer's size in the middle of a character.
+ */
+static void scrub_utf8(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        size_t len = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3
+                   : (*p & 0xf8) == 0xf0 ? 4 : 0;
+        size_t k = 1;
+        while (k < len && (p[k] & 0xc0) == 0x80)
+            k++;
+        uint32_t cp = len == 2 ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu)
+                    : len == 3 ? (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu)
+                    : len == 4 ? (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 |
+                                 (p[2] & 0x3fu) << 6 | (p[3] & 0x3fu)
+                               : 0;
+        int bad = len == 0 || k < len || (len == 2 && cp < 0x80) ||
+                  (len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+                  (len == 4 && (cp < 0x10000 || cp > 0x10ffff));
+        if (bad) {
+            *p++ = '?';
+            continue;
+        }
+        p += len;
+    }
+}
+
 int err_set(struct err_detail *d, int code, const char *field,
             const char *fmt, ...)
 {
@@ -57,6 +88,8 @@ int err_set(struct err_detail *d, int code, const char *field,
     va_start(ap, fmt);
     vsnprintf(d->msg, sizeof(d->msg), fmt, ap);
     va_end(ap);
+    scrub_utf8(d->field);
+    scrub_utf8(d->msg);
     return code;
 }
 

@@ -67,12 +67,35 @@ void jw_key(struct jw *w, const char *key)
     w->first[w->depth] = 1;
 }
 
-/* 1 for bytes that must be escaped in a JSON string. */
+/* 1 for bytes that must be escaped, or (>= 0x80) checked as UTF-8. */
 static const unsigned char needs_escape[256] = {
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
     0, 0, 1, ['\\'] = 1,
+    [0x80 ... 0xff] = 1,
 };
+
+/* Length (2..4) of the valid UTF-8 sequence at s, or 0 when invalid. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    size_t len;
+    uint32_t cp;
+    if ((s[0] & 0xe0) == 0xc0) { len = 2; cp = s[0] & 0x1f; }
+    else if ((s[0] & 0xf0) == 0xe0) { len = 3; cp = s[0] & 0x0f; }
+    else if ((s[0] & 0xf8) == 0xf0) { len = 4; cp = s[0] & 0x07; }
+    else return 0;
+    if (len > n)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((s[k] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (s[k] & 0x3f);
+    }
+    if ((len == 2 && cp < 0x80) || (len == 3 && cp < 0x800) ||
+        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return len;
+}
 
 /*
  * Length of the prefix of s that needs no escaping. Tests 8 bytes at a time
@@ -92,7 +115,7 @@ static size_t plain_prefix(const char *s, size_t n)
         uint64_t ctl = (v - ones * 0x20) & ~v & highs;  /* some byte < 0x20 */
         uint64_t quo = (q - ones) & ~q & highs;          /* some byte == '"' */
         uint64_t bsl = (bs - ones) & ~bs & highs;        /* some byte == '\\' */
-        if (ctl | quo | bsl)
+        if (ctl | quo | bsl | (v & highs))               /* ... or non-ASCII */
             break;
     }
     while (i < n && !needs_escape[(unsigned char)s[i]])
@@ -119,6 +142,19 @@ void jw_escape(struct buf *b, const char *s, size_t n)
     size_t run = 0; /* start of the current run of plain bytes */
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            size_t len = utf8_seq((const unsigned char *)s + i, n - i);
+            if (len) {
+                i += len - 1;
+                continue;
+            }
+            /* Not UTF-8 (text cut mid-character, raw bytes from a client):
+               U+FFFD keeps the document valid JSON. */
+            buf_append(b, s + run, i - run);
+            buf_append(b, "\\ufffd", 6);
+            run = i + 1;
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         buf_append(b, s + run, i - run);

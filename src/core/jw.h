@@ -1,5 +1,7 @@
 /*
- * Streaming JSON writer into a struct buf. Responses are written straight
+ * Streaming JSON writer into a struct buf. Strings are escaped, and bytes
+ * that are not UTF-8 are written as U+FFFD, so the output is always valid
+ * JSON whatever the text came from. Responses are written straight
  * from store rows with no intermediate tree: on the list route this is the
  * difference between building ~1,000 jansson nodes per page and none.
  * Commas are inserted automatically; nesting depth is capped at JW_DEPTH.

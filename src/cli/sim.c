@@ -1,0 +1,56 @@
+/*
+ * `modelcat sim`: run the inference-engine simulator (src/sim/) with the
+ * settings of the `sim` rows of the config table, until SIGTERM/SIGINT.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "core/config.h"
+#include "core/log.h"
+#include "sim/sim.h"
+
+int cli_sim(int argc, char **argv)
+{
+    struct cfg c;
+    int rc = cli_setup(&c, CMD_SIM, argc, argv,
+                       "usage: modelcat sim [flags]\n\n"
+                       "Simulates an LLM inference server (vLLM's OpenAI API, TGI's generate\n"
+                       "API, /metrics) with a continuous-batching timing model, for testing\n"
+                       "benchmark clients without a GPU. See docs/sim.md.");
+    if (rc >= 0)
+        return rc;
+    const char *truth = cfg_str(&c, CFG_SIM_TRUTH);
+    struct sim_opts o = {
+        .listen = cfg_str(&c, CFG_SIM_LISTEN),
+        .model = cfg_str(&c, CFG_SIM_MODEL),
+        .max_num_seqs = (int)cfg_int(&c, CFG_SIM_MAX_NUM_SEQS),
+        .prefill_tok_per_s = cfg_double(&c, CFG_SIM_PREFILL_TOKENS_PER_S),
+        .itl_ms = cfg_double(&c, CFG_SIM_ITL_MS),
+        .itl_ms_per_seq = cfg_double(&c, CFG_SIM_ITL_MS_PER_SEQ),
+        .jitter = cfg_double(&c, CFG_SIM_JITTER),
+        .seed = (uint64_t)cfg_int(&c, CFG_SIM_SEED),
+        .max_connections = (int)cfg_int(&c, CFG_SIM_MAX_CONNECTIONS),
+        .error_rate = cfg_double(&c, CFG_SIM_ERROR_RATE),
+        .stall_rate = cfg_double(&c, CFG_SIM_STALL_RATE),
+        .stall_ms = (int)cfg_int(&c, CFG_SIM_STALL_MS),
+        .drop_rate = cfg_double(&c, CFG_SIM_DROP_RATE),
+        .truth_path = truth && *truth ? truth : NULL,
+    };
+    if (!*o.model) {
+        fprintf(stderr, "modelcat sim: --model must not be empty\n");
+        cfg_free(&c);
+        return 2;
+    }
+    struct err_detail d;
+    err_clear(&d);
+    rc = 0;
+    if (sim_run(&o, &d)) {
+        log_error("sim", "%s", d.msg);
+        rc = 1;
+    } else {
+        log_info("sim", "stopped");
+    }
+    cfg_free(&c);
+    return rc;
+}

@@ -1,0 +1,265 @@
+"""modelcat bench against modelcat sim: every backend, dataset and load mode;
+accuracy against the simulator's per-request ground truth; faults counted as
+errors; SIGTERM mid-run; both transports agreeing; publishing to a catalog.
+
+Timing is never asserted against wall-clock limits: only the agreement of
+two measurements of the same requests (client vs server), with the tolerance
+the issue sets (1 ms or 2% on medians)."""
+
+import json
+import signal
+import statistics
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import LISTEN_RE, enc, hardware_body, model_body, modelcat_bin, uid
+
+BACKENDS = ["vllm", "openai", "openai-chat", "tgi", "lmdeploy"]
+
+
+class Sim:
+    """A `modelcat sim` on a free loopback port, with a truth file."""
+
+    def __init__(self, tmp: Path, *args):
+        self.truth = tmp / f"truth-{uid()}.jsonl"
+        self.proc = subprocess.Popen(
+            [modelcat_bin(), "sim", "--listen", "127.0.0.1:0", "--truth", str(self.truth),
+             "--model", "sim-model", *args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines = []
+        self.port = None
+        ready = threading.Event()
+
+        def drain():
+            for line in self.proc.stderr:
+                self.lines.append(line)
+                m = LISTEN_RE.search(line)
+                if m and not ready.is_set():
+                    self.port = int(m.group(1))
+                    ready.set()
+            ready.set()
+
+        self.reader = threading.Thread(target=drain, daemon=True)
+        self.reader.start()
+        assert ready.wait(10) and self.port, f"sim did not start: {''.join(self.lines)}"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                raise AssertionError("sim did not stop on SIGTERM")
+            assert rc == 0, f"sim exited {rc}: {''.join(self.lines[-20:])}"
+        self.reader.join(5)
+
+    def truth_rows(self):
+        """Stops the sim (which flushes its truth file) and reads the file."""
+        self.stop()
+        rows = {}
+        for line in self.truth.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                rows[row["request_id"]] = row
+        return rows
+
+
+@pytest.fixture
+def sim(tmp_path):
+    s = Sim(tmp_path, "--itl-ms", "2", "--itl-ms-per-seq", "0", "--prefill-tokens-per-s",
+            "100000", "--seed", "7")
+    yield s
+    s.stop()
+
+
+def bench(tmp_path, url, *args, timeout=120, check=True):
+    result = tmp_path / f"result-{uid()}.json"
+    reqs = tmp_path / f"reqs-{uid()}.jsonl"
+    cmd = [modelcat_bin(), "bench", "--base-url", url, "--model", "sim-model",
+           "--result-json", str(result), "--requests-out", str(reqs), *args]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert p.returncode == 0, f"bench failed rc={p.returncode}\n{p.stderr[-3000:]}"
+    doc = json.loads(result.read_text()) if result.exists() else None
+    lines = [json.loads(x) for x in reqs.read_text().splitlines()] if reqs.exists() else []
+    return p, doc, lines
+
+
+def write_datasets(tmp_path):
+    share = tmp_path / "sharegpt.json"
+    share.write_text(json.dumps([
+        {"conversations": [{"from": "human", "value": f"question number {i} about gpus"},
+                           {"from": "gpt", "value": " ".join(["word"] * (3 + i % 5))}]}
+        for i in range(30)]))
+    jsonl = tmp_path / "prompts.jsonl"
+    jsonl.write_text("".join(json.dumps({"prompt": f"tell me {i} things", "output_len": 4 + i % 3})
+                             + "\n" for i in range(30)))
+    return {"random": [], "sharegpt": ["--dataset-path", str(share)],
+            "jsonl": ["--dataset-path", str(jsonl)]}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dataset", ["random", "sharegpt", "jsonl"])
+@pytest.mark.parametrize("mode", [["--max-concurrency", "4"], ["--request-rate", "200"]])
+def test_backend_dataset_mode_matrix(tmp_path, sim, backend, dataset, mode):
+    extra = write_datasets(tmp_path)[dataset]
+    p, doc, lines = bench(tmp_path, sim.url, "--backend", backend, "--dataset", dataset, *extra,
+                          "--num-prompts", "12", "--input-len", "16", "--output-len", "6",
+                          "--ignore-eos", "--seed", "3", *mode)
+    assert doc["completed"] == 12 and doc["failed"] == 0, doc["error_counts"]
+    assert len(lines) == 12
+    truth = sim.truth_rows()
+    for line in lines:
+        t = truth[line["request_id"]]  # every request reached the sim with its id
+        assert line["output_tokens"] == t["output_tokens"], (line, t)
+        assert line["error"] is None and line["first_token_ns"] <= line["last_token_ns"]
+    assert doc["total_output_tokens"] == sum(t["output_tokens"] for t in
+                                             (truth[x["request_id"]] for x in lines))
+    if dataset == "random":
+        assert all(x["output_tokens"] == 6 for x in lines)  # ignore_eos: exact
+    expected_src = {"tgi": "details"}.get(backend, "usage")
+    assert doc["token_count_source"] == expected_src
+
+
+def test_latencies_agree_with_ground_truth(tmp_path, sim):
+    p, doc, lines = bench(tmp_path, sim.url, "--num-prompts", "200", "--max-concurrency", "16",
+                          "--input-len", "64", "--output-len", "24", "--ignore-eos",
+                          "--seed", "11")
+    truth = sim.truth_rows()
+    client_ttft, truth_ttft, client_e2el, truth_e2el = [], [], [], []
+    for x in lines:
+        t = truth[x["request_id"]]
+        assert x["output_tokens"] == t["output_tokens"] == 24
+        client_ttft.append((x["first_token_ns"] - x["sent_ns"]) / 1e6)
+        truth_ttft.append((t["first_token_ns"] - t["arrival_ns"]) / 1e6)
+        client_e2el.append((x["last_token_ns"] - x["sent_ns"]) / 1e6)
+        truth_e2el.append((t["last_token_ns"] - t["arrival_ns"]) / 1e6)
+    for c, t, name in ((client_ttft, truth_ttft, "ttft"), (client_e2el, truth_e2el, "e2el")):
+        mc, mt = statistics.median(c), statistics.median(t)
+        assert abs(mc - mt) <= max(1.0, 0.02 * mt), f"{name}: client {mc:.3f} ms, truth {mt:.3f} ms"
+        assert mc >= mt - 0.05, f"{name}: the client cannot see a token before it is sent"
+    # The summary's medians are the same computation over the same requests.
+    assert abs(doc["median_ttft_ms"] - statistics.median(client_ttft)) < 1e-6
+
+
+def test_injected_faults_are_counted(tmp_path):
+    s = Sim(tmp_path, "--itl-ms", "1", "--error-rate", "0.15", "--drop-rate", "0.1",
+            "--seed", "5")
+    try:
+        p, doc, lines = bench(tmp_path, s.url, "--num-prompts", "150", "--max-concurrency", "8",
+                              "--input-len", "8", "--output-len", "8", "--ignore-eos",
+                              "--warmup", "0", "--seed", "2")
+        truth = s.truth_rows()
+        faults = {}
+        for x in lines:
+            f = truth[x["request_id"]]["fault"]
+            faults[f] = faults.get(f, 0) + 1
+            if f == "error":
+                assert x["error"] == "http_5xx", x
+            elif f == "drop":
+                assert x["error"] in ("reset", "truncated"), x
+            else:
+                assert x["error"] is None, x
+        assert faults.get("error", 0) > 0 and faults.get("drop", 0) > 0, faults
+        counts = doc["error_counts"]
+        assert counts["http_5xx"] == faults["error"]
+        assert counts["reset"] + counts["truncated"] == faults["drop"]
+        assert doc["failed"] == faults["error"] + faults["drop"]
+    finally:
+        s.stop()
+
+
+@pytest.mark.parametrize("fault,category", [("error", "http_5xx"), ("error-event", "stream_error"),
+                                            ("drop", None)])
+def test_forced_fault_header(tmp_path, sim, fault, category):
+    p, doc, lines = bench(tmp_path, sim.url, "--num-prompts", "5", "--max-concurrency", "2",
+                          "--output-len", "8", "--ignore-eos", "--warmup", "0",
+                          "--header", f"X-Sim-Fault: {fault}", check=False)
+    assert p.returncode == 1  # nothing completed
+    assert doc["failed"] == 5 and doc["completed"] == 0
+    if category:
+        assert doc["error_counts"][category] == 5
+    else:
+        assert doc["error_counts"]["reset"] + doc["error_counts"]["truncated"] == 5
+
+
+def test_max_errors_stops_a_broken_run(tmp_path, sim):
+    p, doc, lines = bench(tmp_path, sim.url, "--num-prompts", "500", "--max-concurrency", "2",
+                          "--output-len", "4", "--warmup", "0", "--max-errors", "5",
+                          "--header", "X-Sim-Fault: error", check=False)
+    assert p.returncode == 1
+    assert doc["stopped_by_errors"] is True
+    assert 5 <= doc["failed"] < 500
+
+
+def test_sigterm_writes_a_valid_partial_result(tmp_path, sim):
+    result = tmp_path / "partial.json"
+    proc = subprocess.Popen(
+        [modelcat_bin(), "bench", "--base-url", sim.url, "--model", "sim-model",
+         "--num-prompts", "100000", "--max-concurrency", "8", "--output-len", "16",
+         "--result-json", str(result)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 130, err[-2000:]
+    doc = json.loads(result.read_text())
+    assert doc["interrupted"] is True
+    assert doc["completed"] > 0 and doc["completed"] < 100000
+    assert "Serving Benchmark Result" in out
+
+
+def test_transports_agree(tmp_path, sim):
+    runs = {}
+    for t in ("native", "curl"):
+        p, doc, lines = bench(tmp_path, sim.url, "--transport", t, "--num-prompts", "60",
+                              "--max-concurrency", "4", "--output-len", "12", "--ignore-eos",
+                              "--seed", "9")
+        runs[t] = doc
+    a, b = runs["native"], runs["curl"]
+    assert a["completed"] == b["completed"] == 60
+    assert a["total_output_tokens"] == b["total_output_tokens"] == 60 * 12
+    assert a["total_input_tokens"] == b["total_input_tokens"]
+    for k in ("median_ttft_ms", "median_itl_ms", "median_e2el_ms"):
+        assert abs(a[k] - b[k]) <= max(2.0, 0.25 * a[k]), (k, a[k], b[k])
+
+
+def test_sweep_and_publish_to_catalog(tmp_path, sim, server_factory):
+    srv = server_factory()
+    c = srv.client()
+    model = model_body()
+    c.create("/api/v1/models", model)
+    hw = hardware_body(on_demand_usd_per_hour=8.0, spot_usd_per_hour=2.0, gpus_per_instance=8)
+    c.create("/api/v1/hardware", hw)
+    url = f"http://127.0.0.1:{srv.port}"
+    p, doc, lines = bench(tmp_path, sim.url, "--sweep", "concurrency=1,4", "--num-prompts", "10",
+                          "--output-len", "5", "--ignore-eos", "--catalog", url,
+                          "--catalog-model", model["id"], "--hardware", hw["id"],
+                          "--gpu-count", "2", "--engine", "sim", "--engine-version", "0.1.0")
+    assert [pt["max_concurrency"] for pt in doc["points"]] == [1, 4]
+    sweep_id = doc["sweep_id"]
+    got = c.get("/api/v1/benchmarks", params={"sweep_id": sweep_id})
+    assert got.status == 200 and len(got.body["items"]) == 2
+    for run in got.body["items"]:
+        assert run["engine"] == "sim" and run["model"] == model["id"]
+        assert run["completed"] == 10 and run["sample_count"] == 10
+        assert run["tool"] == "modelcat" and run["seed"] is not None
+        assert run["cost_per_1m_output_tokens_on_demand_usd"] > 0
+        s = c.get(f"/api/v1/benchmarks/{run['id']}/samples")
+        assert len(s.body["items"]) == 10
+        assert all(x["output_tokens"] == 5 for x in s.body["items"])
+
+
+def test_bad_flags_exit_2(tmp_path):
+    for args in (["--request-rate", "fast"], ["--backend", "grpc"], ["--sweep", "size=1,2"],
+                 ["--goodput", "ttft:abc"], ["--base-url", "ftp://x"],
+                 ["--num-prompts", "0"], ["--percentiles", "101"]):
+        p = subprocess.run([modelcat_bin(), "bench", *args], capture_output=True, text=True,
+                           timeout=20)
+        assert p.returncode == 2, (args, p.stderr)
+        assert p.stderr.strip().count("\n") == 0 and "bench" in p.stderr, (args, p.stderr)

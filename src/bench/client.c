@@ -346,7 +346,9 @@ int bench_run(const struct bench_target *t, const struct bench_load *l, struct b
     int rc = setup(cl, d);
     if (!rc)
         rc = cl->tr->init(cl, d);
-    if (!rc && l->warmup > 0)
+    if (!rc && l->stop && *l->stop)
+        out->interrupted = 1;
+    if (!rc && l->warmup > 0 && !out->interrupted)
         run_phase(cl);
     if (!rc && !out->interrupted) {
         cl->measuring = 1;

@@ -9,6 +9,7 @@
 #define MC_BENCH_CLIENT_H
 
 #include <netinet/in.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -57,6 +58,9 @@ struct bench_load {
     int progress;                 /* 0 quiet, 1 live line (TTY), 2 a line every 5 s */
     const struct bench_prompt *prompts;
     size_t nprompts;
+    /* Set by the caller's own SIGINT/SIGTERM handler before the loop owns
+       the signals: the run then ends at once, as interrupted. May be NULL. */
+    const volatile sig_atomic_t *stop;
 };
 
 struct bench_run {

@@ -5,6 +5,7 @@
  * idempotent publish to a catalog with --catalog.
  */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -276,6 +277,14 @@ static int write_result(const char *path, json_t *all, const char *sweep_id, int
     return rc;
 }
 
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
 int cli_bench(int argc, char **argv)
 {
     struct cfg c;
@@ -288,11 +297,19 @@ int cli_bench(int argc, char **argv)
                        "server, or modelcat sim) and reports vLLM bench serve metrics.");
     if (rc >= 0)
         return rc;
+    /* Until a run's event loop takes them, SIGINT/SIGTERM only raise a flag:
+       a signal while the dataset loads still ends with a clean exit. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     if ((rc = parse_opts(&c, &o)) || (rc = load_dataset(&c, &o, &ds))) {
         cfg_free(&c);
         return rc;
     }
     o.l.prompts = ds.v;
+    o.l.stop = &stop_requested;
     o.l.nprompts = ds.n;
     if (codec_uuid7(sweep_id, time_wall_ms()))
         snprintf(sweep_id, sizeof(sweep_id), "sweep");
@@ -309,12 +326,12 @@ int cli_bench(int argc, char **argv)
              (unsigned long long)o.l.seed, ds.n, cfg_str(&c, CFG_BENCH_DATASET));
     json_t *all = json_array();
     int npoints = o.npoints ? o.npoints : 1, interrupted = 0, failed = 0;
-    for (int i = 0; i < npoints && !interrupted; i++)
+    for (int i = 0; i < npoints && (i == 0 || (!interrupted && !stop_requested)); i++)
         failed |= run_point(&c, &o, i, sweep_id, cmd, reqs_out, all, &interrupted);
     if (*cfg_str(&c, CFG_BENCH_RESULT_JSON) && json_array_size(all))
         failed |= write_result(cfg_str(&c, CFG_BENCH_RESULT_JSON), all, sweep_id, o.npoints > 0);
     json_decref(all);
-    rc = interrupted ? 130 : failed ? 1 : 0;
+    rc = interrupted || stop_requested ? 130 : failed ? 1 : 0;
 out:
     if (reqs_out && fclose(reqs_out))
         rc = rc ? rc : 1;

@@ -202,15 +202,16 @@ def test_sigterm_writes_a_valid_partial_result(tmp_path, sim):
     result = tmp_path / "partial.json"
     proc = subprocess.Popen(
         [modelcat_bin(), "bench", "--base-url", sim.url, "--model", "sim-model",
-         "--num-prompts", "100000", "--max-concurrency", "8", "--output-len", "16",
-         "--result-json", str(result)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+         "--num-prompts", "0", "--duration", "120", "--max-concurrency", "8", "--output-len",
+         "16", "--input-len", "16", "--result-json", str(result)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 130, err[-2000:]
     doc = json.loads(result.read_text())
     assert doc["interrupted"] is True
-    assert doc["completed"] > 0 and doc["completed"] < 100000
+    assert doc["completed"] > 0
     assert "Serving Benchmark Result" in out
 
 

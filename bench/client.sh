@@ -96,6 +96,8 @@ echo
 printf '%-22s %7s %5s %6s %10s %9s %9s %7s %8s %6s %8s %8s\n' point completed fail conc \
     "out tok/s" "req/s" "cpu s/1M" "us/evt" "us/req" "ev/rd" "+ttft p50" "+ttft p99"
 printf '%-22s %7s %5s %6s %10s %9s %9s %7s %8s %6s %8s %8s\n' "" "" "" "" "" "" "" "" "" "" "(us)" "(us)"
+# 100 streams paced at 20 ms per token: bursts of 100 events per step.
+run "c100-paced-32tok" "--itl-ms 20" --max-concurrency 100 --num-prompts $((1000 * SCALE)) --output-len 32
 # 1,000 streams paced by the engine (20 ms per token): one event per read,
 # client far from saturated: CPU per event and added latency.
 run "c1000-paced-32tok" "--itl-ms 20" --max-concurrency 1000 --num-prompts $((4000 * SCALE)) --output-len 32

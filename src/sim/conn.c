@@ -23,6 +23,7 @@
 #include <event2/event.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -298,7 +299,43 @@ static void process(struct sim_conn *c)
         return;
     }
     c->state = SIM_C_BUSY;
-    sim__dispatch(c, c->in.p + c->head.len, need - c->head.len, time_mono_ns());
+    /* Arrival is when the kernel received the request's last bytes, not
+       when this loop got round to reading them: a busy step must not make
+       the ground truth late. */
+    sim__dispatch(c, c->in.p + c->head.len, need - c->head.len,
+                  c->rx_ns ? c->rx_ns : time_mono_ns());
+}
+
+/*
+ * read(2) that also takes the kernel's receive timestamp (SO_TIMESTAMPNS,
+ * CLOCK_REALTIME) and converts it to CLOCK_MONOTONIC into c->rx_ns; 0 when
+ * the kernel gave none.
+ */
+static ssize_t read_stamped(struct sim_conn *c, int fd, char *p, size_t n)
+{
+    char ctl[CMSG_SPACE(sizeof(struct timespec))];
+    struct iovec iov = {p, n};
+    struct msghdr m;
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof(ctl);
+    ssize_t k = recvmsg(fd, &m, 0);
+    c->rx_ns = 0;
+    for (struct cmsghdr *h = k > 0 ? CMSG_FIRSTHDR(&m) : NULL; h; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec ts, rt, mono;
+        memcpy(&ts, CMSG_DATA(h), sizeof(ts));
+        clock_gettime(CLOCK_REALTIME, &rt);
+        clock_gettime(CLOCK_MONOTONIC, &mono);
+        int64_t off = ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 + (rt.tv_nsec - mono.tv_nsec);
+        int64_t v = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - off;
+        int64_t now = (int64_t)mono.tv_sec * 1000000000 + mono.tv_nsec;
+        c->rx_ns = v > 0 && v <= now ? v : 0;
+    }
+    return k;
 }
 
 /*
@@ -326,7 +363,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             sim__conn_free(c, "client_closed");
         return;
     }
-    ssize_t n = read(fd, scratch, room);
+    ssize_t n = read_stamped(c, fd, scratch, room);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         n = 0;
     } else if (n <= 0) { /* the client hung up (or reset) */

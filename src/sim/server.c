@@ -76,6 +76,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)salen;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* Kernel receive times of requests, for the ground truth's arrival. */
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
     /* Over the limit: answer the request 503, within a bounded overdraft. */
     if (s->nconns >= s->o->max_connections + 1024) {
         close(fd);

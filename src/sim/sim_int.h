@@ -308,6 +308,7 @@ struct sim_conn {
     uint64_t sent;            /* bytes handed to the socket */
     uint64_t queued;          /* bytes given to sim__conn_send */
     int active;               /* req is in use */
+    int64_t rx_ns;            /* kernel receive time of the last read, CLOCK_MONOTONIC */
     struct sim__req req;
     struct sim_conn *prev, *next;
 };

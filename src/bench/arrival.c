@@ -1,8 +1,6 @@
 /*
- * Seeded random numbers for the benchmark (xoshiro256** over splitmix64)
- * and the gamma-distributed request gaps of vLLM's `bench serve`. Written
- * here rather than taken from OpenSSL because runs must replay exactly from
- * a seed, which a CSPRNG does not offer; the generators are a few lines.
+ * The gamma-distributed request gaps of vLLM's `bench serve`, drawn from
+ * the seeded generator of core/rng.h so that a run replays from its seed.
  */
 #include "bench/arrival.h"
 
@@ -12,81 +10,19 @@
 #include <time.h>
 #include <unistd.h>
 
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-void bench_rng_seed(struct bench_rng *r, uint64_t seed)
-{
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-    /* splitmix64 never yields four zero words, but keep the invariant. */
-    if (!(r->s[0] | r->s[1] | r->s[2] | r->s[3]))
-        r->s[0] = 1;
-}
-
-uint64_t bench_rng_next(struct bench_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-uint64_t bench_rng_below(struct bench_rng *r, uint64_t n)
-{
-    if (n == 0)
-        return 0;
-    /* Reject the top partial block so every residue is equally likely. */
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t x;
-    do
-        x = bench_rng_next(r);
-    while (x >= limit);
-    return x % n;
-}
-
-double bench_rng_unit(struct bench_rng *r)
-{
-    /* 53 random bits, centred in their cell: (k + 0.5) / 2^53. */
-    return ((double)(bench_rng_next(r) >> 11) + 0.5) * 0x1.0p-53;
-}
-
-double bench_rng_normal(struct bench_rng *r)
-{
-    double u1 = bench_rng_unit(r), u2 = bench_rng_unit(r);
-    return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
-}
-
 /* Marsaglia & Tsang, "A simple method for generating gamma variables", shape >= 1. */
-static double gamma_ge1(struct bench_rng *r, double shape)
+static double gamma_ge1(struct rng *r, double shape)
 {
     double d = shape - 1.0 / 3.0;
     double c = 1.0 / sqrt(9.0 * d);
     for (;;) {
         double x, v;
         do {
-            x = bench_rng_normal(r);
+            x = rng_normal(r);
             v = 1.0 + c * x;
         } while (v <= 0.0);
         v = v * v * v;
-        double u = bench_rng_unit(r);
+        double u = rng_unit(r);
         double x2 = x * x;
         if (u < 1.0 - 0.0331 * x2 * x2)
             return d * v;
@@ -95,7 +31,7 @@ static double gamma_ge1(struct bench_rng *r, double shape)
     }
 }
 
-double bench_rng_gamma(struct bench_rng *r, double shape, double scale)
+double bench_rng_gamma(struct rng *r, double shape, double scale)
 {
     if (!(shape > 0.0) || !isfinite(shape) || !(scale > 0.0) || !isfinite(scale))
         return NAN;
@@ -103,10 +39,10 @@ double bench_rng_gamma(struct bench_rng *r, double shape, double scale)
         return gamma_ge1(r, shape) * scale;
     /* Boost: gamma(a) = gamma(a + 1) * U^(1/a) for 0 < a < 1. */
     double g = gamma_ge1(r, shape + 1.0);
-    return g * pow(bench_rng_unit(r), 1.0 / shape) * scale;
+    return g * pow(rng_unit(r), 1.0 / shape) * scale;
 }
 
-double bench_arrival_gap_s(struct bench_rng *r, double rate, double burstiness)
+double bench_arrival_gap_s(struct rng *r, double rate, double burstiness)
 {
     if (!(rate > 0.0) || !(burstiness > 0.0))
         return NAN;
@@ -135,7 +71,7 @@ int bench_arrival_check(double rate, double burstiness, struct err_detail *d)
     return 0;
 }
 
-int bench_arrival_schedule(struct bench_rng *r, size_t n, double rate, double burstiness,
+int bench_arrival_schedule(struct rng *r, size_t n, double rate, double burstiness,
                            double *at, struct err_detail *d)
 {
     int rc = bench_arrival_check(rate, burstiness, d);
@@ -168,5 +104,7 @@ uint64_t bench_seed_random(void)
     clock_gettime(CLOCK_REALTIME, &ts);
     uint64_t x = (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
     x ^= (uint64_t)getpid() << 32;
-    return splitmix64(&x);
+    struct rng r;
+    rng_seed(&r, x); /* mixes the bits */
+    return rng_next(&r);
 }

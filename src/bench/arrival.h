@@ -1,7 +1,7 @@
 /*
  * Random numbers and the arrival process of a benchmark run.
  *
- * struct bench_rng is xoshiro256** (Blackman and Vigna) seeded through
+ * struct rng is xoshiro256** (Blackman and Vigna) seeded through
  * splitmix64, so one uint64 seed reproduces a whole run: the same seed
  * gives the same sequence on every platform. It is not a CSPRNG.
  *
@@ -17,28 +17,16 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "core/rng.h"
 
-struct bench_rng {
-    uint64_t s[4];
-};
-
-/* Seeds r from seed (any value, 0 included) via splitmix64. */
-void bench_rng_seed(struct bench_rng *r, uint64_t seed);
-/* Next 64 uniformly distributed bits; advances r. */
-uint64_t bench_rng_next(struct bench_rng *r);
-/* Uniform integer in [0, n) without modulo bias; 0 when n is 0. */
-uint64_t bench_rng_below(struct bench_rng *r, uint64_t n);
-/* Uniform double in the open interval (0, 1): never 0, never 1. */
-double bench_rng_unit(struct bench_rng *r);
-/* Standard normal deviate (mean 0, variance 1), by Box-Muller. */
-double bench_rng_normal(struct bench_rng *r);
+/* The seeded generator is core/rng.h's; this file adds what arrivals need. */
 /*
  * Gamma deviate with the given shape (k) and scale (theta): mean k*theta,
  * variance k*theta^2. Marsaglia and Tsang's method (2000); a shape below
  * 1 draws gamma(shape + 1) and multiplies by U^(1/shape). Returns NAN
  * when shape or scale is not a positive finite number.
  */
-double bench_rng_gamma(struct bench_rng *r, double shape, double scale);
+double bench_rng_gamma(struct rng *r, double shape, double scale);
 
 /*
  * Gap in seconds before the next request: gamma(shape = burstiness,
@@ -47,7 +35,7 @@ double bench_rng_gamma(struct bench_rng *r, double shape, double scale);
  * 1/rate. Returns NAN when rate or burstiness is not > 0 (or is NaN);
  * bench_arrival_check says why, for the command line.
  */
-double bench_arrival_gap_s(struct bench_rng *r, double rate, double burstiness);
+double bench_arrival_gap_s(struct rng *r, double rate, double burstiness);
 
 /* 0 when rate and burstiness are usable, else ERR_RANGE with detail. */
 int bench_arrival_check(double rate, double burstiness, struct err_detail *d) MC_WUR;
@@ -60,7 +48,7 @@ int bench_arrival_check(double rate, double burstiness, struct err_detail *d) MC
  * With rate = INFINITY every time is 0. Returns 0, or ERR_RANGE as
  * bench_arrival_check; at is untouched on error.
  */
-int bench_arrival_schedule(struct bench_rng *r, size_t n, double rate, double burstiness,
+int bench_arrival_schedule(struct rng *r, size_t n, double rate, double burstiness,
                            double *at, struct err_detail *d) MC_WUR;
 
 /*

@@ -341,7 +341,7 @@ int bench_run(const struct bench_target *t, const struct bench_load *l, struct b
         memset(nonce, 0, sizeof(nonce));
     snprintf(out->nonce, sizeof(out->nonce), "%02x%02x%02x%02x", nonce[0], nonce[1], nonce[2],
              nonce[3]);
-    bench_rng_seed(&cl->rng, l->seed);
+    rng_seed(&cl->rng, l->seed);
     signal(SIGPIPE, SIG_IGN);
     int rc = setup(cl, d);
     if (!rc)

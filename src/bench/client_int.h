@@ -51,7 +51,7 @@ struct client {
     struct bench_run *run;
     struct event_base *base;
     struct event *sched, *tick, *sigint, *sigterm;
-    struct bench_rng rng;
+    struct rng rng;
     struct bench_req **blocks;    /* every issued request, in blocks so that */
     size_t nreqs, nblocks;        /* pointers to them stay valid */
     size_t *pending;              /* released, waiting for a slot */

@@ -98,12 +98,12 @@ static void vocab_word(uint64_t w, char out[VOCAB_WORD_LEN])
 
 /* Appends `words` random vocabulary words to p (separated by spaces, a space before
  * the first when p already holds text); returns the new length. */
-static size_t put_words(struct bench_rng *r, char *p, size_t len, int64_t words)
+static size_t put_words(struct rng *r, char *p, size_t len, int64_t words)
 {
     for (int64_t i = 0; i < words; i++) {
         if (len)
             p[len++] = ' ';
-        vocab_word(bench_rng_below(r, VOCAB_SIZE), p + len);
+        vocab_word(rng_below(r, VOCAB_SIZE), p + len);
         len += VOCAB_WORD_LEN;
     }
     p[len] = '\0';
@@ -160,8 +160,8 @@ int bench_dataset_random(struct bench_dataset *ds, size_t n, int32_t input_len,
                        "prompts of up to %lld words (%zu bytes) pass the %zu-byte cap",
                        (long long)max_words, max_bytes, BENCH_PROMPT_MAX);
 
-    struct bench_rng r;
-    bench_rng_seed(&r, seed ^ SEED_RANDOM);
+    struct rng r;
+    rng_seed(&r, seed ^ SEED_RANDOM);
     char *prefix = mem_malloc(max_bytes + 1);
     struct bench_prompt *v = mem_calloc(n, sizeof(*v));
     size_t filled = 0;
@@ -171,8 +171,8 @@ int bench_dataset_random(struct bench_dataset *ds, size_t n, int32_t input_len,
     }
     size_t prefix_bytes = put_words(&r, prefix, 0, prefix_len);
     for (size_t i = 0; i < n; i++, filled++) {
-        int64_t in = in_lo + (int64_t)bench_rng_below(&r, (uint64_t)(in_hi - in_lo + 1));
-        int64_t out = out_lo + (int64_t)bench_rng_below(&r, (uint64_t)(out_hi - out_lo + 1));
+        int64_t in = in_lo + (int64_t)rng_below(&r, (uint64_t)(in_hi - in_lo + 1));
+        int64_t out = out_lo + (int64_t)rng_below(&r, (uint64_t)(out_hi - out_lo + 1));
         size_t bytes = (size_t)(prefix_len + in) * (VOCAB_WORD_LEN + 1);
         char *t = mem_malloc(bytes);
         if (!t) {
@@ -657,10 +657,10 @@ int bench_dataset_sharegpt(struct bench_dataset *ds, const char *path, size_t n,
         rc = err_set(d, ERR_INVAL, "dataset_path", "no usable conversations in %s", path);
         goto out;
     }
-    struct bench_rng r;
-    bench_rng_seed(&r, seed ^ SEED_SHAREGPT);
+    struct rng r;
+    rng_seed(&r, seed ^ SEED_SHAREGPT);
     for (size_t i = nspans - 1; i > 0; i--) {
-        size_t j = (size_t)bench_rng_below(&r, (uint64_t)i + 1);
+        size_t j = (size_t)rng_below(&r, (uint64_t)i + 1);
         struct span t = spans[i];
         spans[i] = spans[j];
         spans[j] = t;

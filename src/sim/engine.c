@@ -64,7 +64,7 @@ static struct sim__list *list_of(struct sim__engine *e, const struct sim__seq *s
 }
 
 void sim__engine_init(struct sim__engine *e, const struct sim__engine_cfg *cfg,
-                      struct sim__rng *rng, sim__token_fn fn, void *arg)
+                      struct rng *rng, sim__token_fn fn, void *arg)
 {
     memset(e, 0, sizeof(*e));
     e->cfg = *cfg;
@@ -88,7 +88,7 @@ static int64_t step_ns(struct sim__engine *e)
 {
     double ms = e->cfg.itl_ms + e->cfg.itl_ms_per_seq * (double)e->running;
     if (e->cfg.jitter > 0) {
-        double f = 1.0 + e->cfg.jitter * sim__rng_normal(e->rng);
+        double f = 1.0 + e->cfg.jitter * rng_normal(e->rng);
         ms *= f < 0 ? 0 : f;
     }
     double ns = ms * 1e6;

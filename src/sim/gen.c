@@ -43,7 +43,7 @@ static int fault_draw(struct sim_server *s)
     const struct sim_opts *o = s->o;
     if (o->error_rate <= 0 && o->stall_rate <= 0 && o->drop_rate <= 0)
         return SIM_FAULT_NONE;
-    double u = sim__rng_unit(&s->rng);
+    double u = rng_unit(&s->rng);
     if (u < o->error_rate)
         return SIM_FAULT_ERROR;
     if (u < o->error_rate + o->stall_rate)
@@ -266,7 +266,7 @@ static void setup(struct sim_conn *c, const struct sim__params *p, int64_t now)
     r->out.continuous_usage = p->continuous_usage;
     r->out.details = p->details;
     r->out.prompt_tokens = p->prompt_tokens;
-    int64_t n = p->ignore_eos ? p->max_tokens : sim__rng_range(&s->rng, 1, p->max_tokens);
+    int64_t n = p->ignore_eos ? p->max_tokens : rng_range(&s->rng, 1, p->max_tokens);
     r->out.out_target = n;
     r->out.early_stop = n < p->max_tokens;
     r->half = n / 2;
@@ -286,8 +286,8 @@ static void set_ids(struct sim_conn *c, int api)
     if (c->head.request_id[0]) {
         memcpy(r->rid, c->head.request_id, sizeof(r->rid));
     } else {
-        struct sim__rng *g = &c->srv->id_rng;
-        unsigned long long a = sim__rng_next(g), b = sim__rng_next(g);
+        struct rng *g = &c->srv->id_rng;
+        unsigned long long a = rng_next(g), b = rng_next(g);
         snprintf(r->rid, sizeof(r->rid), "%016llx%016llx", a, b);
     }
     snprintf(r->id, sizeof(r->id), "%s%s",

@@ -294,9 +294,9 @@ int sim_run(const struct sim_opts *o, struct err_detail *d)
     buf_init(&s.out, SIM_OUT_MAX);
     signal(SIGPIPE, SIG_IGN);
     raise_nofile();
-    sim__rng_seed(&s.rng, o->seed);
+    rng_seed(&s.rng, o->seed);
     /* Generated request ids differ between runs; nothing else depends on them. */
-    sim__rng_seed(&s.id_rng, (uint64_t)time_wall_ms() * 1000003u ^ (uint64_t)getpid() ^
+    rng_seed(&s.id_rng, (uint64_t)time_wall_ms() * 1000003u ^ (uint64_t)getpid() ^
                                  (uint64_t)time_mono_ns());
     sim__metrics_init(&s.met);
     struct sim__engine_cfg ec = {

@@ -14,22 +14,8 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "core/rng.h"
 #include "sim/sim.h"
-
-/* ---- PRNG (rng.c): xoshiro256**, seeded through splitmix64 ---- */
-
-struct sim__rng {
-    uint64_t s[4];
-};
-
-void sim__rng_seed(struct sim__rng *r, uint64_t seed);
-uint64_t sim__rng_next(struct sim__rng *r);
-/* Uniform double in [0, 1). */
-double sim__rng_unit(struct sim__rng *r);
-/* Uniform integer in [lo, hi] (lo <= hi). */
-int64_t sim__rng_range(struct sim__rng *r, int64_t lo, int64_t hi);
-/* Standard normal draw (Box-Muller). */
-double sim__rng_normal(struct sim__rng *r);
 
 /* ---- Engine model (engine.c) ---- */
 
@@ -78,7 +64,7 @@ struct sim__engine_cfg {
 
 struct sim__engine {
     struct sim__engine_cfg cfg;
-    struct sim__rng *rng;
+    struct rng *rng;
     sim__token_fn on_token;
     void *arg;
     struct sim__list waiting, prefill, decode, joining;
@@ -90,7 +76,7 @@ struct sim__engine {
 };
 
 void sim__engine_init(struct sim__engine *e, const struct sim__engine_cfg *cfg,
-                      struct sim__rng *rng, sim__token_fn fn, void *arg);
+                      struct rng *rng, sim__token_fn fn, void *arg);
 /* Queues s (state IDLE) at now and admits what fits. */
 void sim__engine_submit(struct sim__engine *e, struct sim__seq *s, int64_t now);
 /* Takes s out of the engine whatever its state; frees its slot. */
@@ -318,7 +304,7 @@ struct sim_server {
     struct event_base *base;
     struct evconnlistener *lis;
     struct event *tick, *house, *relisten, *sig_term, *sig_int;
-    struct sim__rng rng, id_rng;
+    struct rng rng, id_rng;
     struct sim__engine eng;
     struct sim__metrics met;
     struct sim__truth truth;

@@ -34,21 +34,21 @@ static void moments(const double *x, size_t n, double *mean, double *cv)
 static void test_same_seed_same_sequence(void **state)
 {
     (void)state;
-    struct bench_rng a, b, c;
-    bench_rng_seed(&a, 12345);
-    bench_rng_seed(&b, 12345);
-    bench_rng_seed(&c, 12346);
+    struct rng a, b, c;
+    rng_seed(&a, 12345);
+    rng_seed(&b, 12345);
+    rng_seed(&c, 12346);
     int differ = 0;
     for (int i = 0; i < 1000; i++) {
-        uint64_t x = bench_rng_next(&a);
-        assert_int_equal(x, bench_rng_next(&b));
-        differ += x != bench_rng_next(&c);
+        uint64_t x = rng_next(&a);
+        assert_int_equal(x, rng_next(&b));
+        differ += x != rng_next(&c);
     }
     assert_true(differ > 990);
 
     /* The gap sequence replays too. */
-    bench_rng_seed(&a, 7);
-    bench_rng_seed(&b, 7);
+    rng_seed(&a, 7);
+    rng_seed(&b, 7);
     for (int i = 0; i < 1000; i++) {
         double x = bench_arrival_gap_s(&a, 10.0, 0.5);
         double y = bench_arrival_gap_s(&b, 10.0, 0.5);
@@ -62,10 +62,10 @@ static void test_known_first_output(void **state)
     /* Pins the algorithm (splitmix64 seeding + xoshiro256**), so a change
      * that would silently alter every seeded run fails here. Reference:
      * splitmix64(0) = 0xe220a8397b1dcdaf is the published first output. */
-    struct bench_rng r;
-    bench_rng_seed(&r, 0);
+    struct rng r;
+    rng_seed(&r, 0);
     assert_int_equal(r.s[0], 0xe220a8397b1dcdafULL);
-    uint64_t first = bench_rng_next(&r);
+    uint64_t first = rng_next(&r);
     uint64_t s1 = 0x6e789e6aa1b965f4ULL; /* splitmix64's second output from 0 */
     uint64_t want = s1 * 5;
     want = ((want << 7) | (want >> 57)) * 9;
@@ -75,12 +75,12 @@ static void test_known_first_output(void **state)
 static void test_unit_open_interval(void **state)
 {
     (void)state;
-    struct bench_rng r;
-    bench_rng_seed(&r, 99);
+    struct rng r;
+    rng_seed(&r, 99);
     double lo = 1, hi = 0, sum = 0;
     const int n = 1000000;
     for (int i = 0; i < n; i++) {
-        double u = bench_rng_unit(&r);
+        double u = rng_unit(&r);
         assert_true(u > 0.0 && u < 1.0);
         lo = u < lo ? u : lo;
         hi = u > hi ? u : hi;
@@ -89,36 +89,36 @@ static void test_unit_open_interval(void **state)
     assert_true(lo < 1e-5 && hi > 1 - 1e-5);
     assert_true(fabs(sum / n - 0.5) < 0.002);
     /* The extremes of the 53-bit grid are still inside (0, 1). */
-    struct bench_rng z = {{0, 0, 0, 0}};
-    assert_true(bench_rng_unit(&z) > 0.0);
+    struct rng z = {{0, 0, 0, 0}};
+    assert_true(rng_unit(&z) > 0.0);
 }
 
 static void test_below(void **state)
 {
     (void)state;
-    struct bench_rng r;
-    bench_rng_seed(&r, 3);
+    struct rng r;
+    rng_seed(&r, 3);
     int count[7] = {0};
     for (int i = 0; i < 70000; i++) {
-        uint64_t v = bench_rng_below(&r, 7);
+        uint64_t v = rng_below(&r, 7);
         assert_true(v < 7);
         count[v]++;
     }
     for (int i = 0; i < 7; i++)
         assert_true(count[i] > 9500 && count[i] < 10500);
-    assert_int_equal(bench_rng_below(&r, 0), 0);
-    assert_int_equal(bench_rng_below(&r, 1), 0);
+    assert_int_equal(rng_below(&r, 0), 0);
+    assert_int_equal(rng_below(&r, 1), 0);
 }
 
 static void test_normal_moments(void **state)
 {
     (void)state;
-    struct bench_rng r;
-    bench_rng_seed(&r, 2024);
+    struct rng r;
+    rng_seed(&r, 2024);
     const size_t n = 200000;
     double sum = 0, ss = 0;
     for (size_t i = 0; i < n; i++) {
-        double x = bench_rng_normal(&r);
+        double x = rng_normal(&r);
         sum += x;
         ss += x * x;
     }
@@ -136,8 +136,8 @@ static void test_gamma_moments(void **state)
     double *x = malloc(n * sizeof(*x));
     assert_non_null(x);
     for (size_t s = 0; s < sizeof(shapes) / sizeof(shapes[0]); s++) {
-        struct bench_rng r;
-        bench_rng_seed(&r, 1000 + s);
+        struct rng r;
+        rng_seed(&r, 1000 + s);
         double k = shapes[s], theta = 0.25;
         for (size_t i = 0; i < n; i++) {
             x[i] = bench_rng_gamma(&r, k, theta);
@@ -149,8 +149,8 @@ static void test_gamma_moments(void **state)
         assert_true(fabs(cv * sqrt(k) - 1) < 0.01);
     }
     free(x);
-    struct bench_rng r;
-    bench_rng_seed(&r, 1);
+    struct rng r;
+    rng_seed(&r, 1);
     assert_true(isnan(bench_rng_gamma(&r, 0, 1)));
     assert_true(isnan(bench_rng_gamma(&r, -1, 1)));
     assert_true(isnan(bench_rng_gamma(&r, 1, 0)));
@@ -168,8 +168,8 @@ static void test_arrival_gap_theory(void **state)
     double *x = malloc(n * sizeof(*x));
     assert_non_null(x);
     for (size_t b = 0; b < 3; b++) {
-        struct bench_rng r;
-        bench_rng_seed(&r, 42);
+        struct rng r;
+        rng_seed(&r, 42);
         for (size_t i = 0; i < n; i++)
             x[i] = bench_arrival_gap_s(&r, rate, burst[b]);
         double mean, cv;
@@ -188,8 +188,8 @@ static void test_arrival_gap_theory(void **state)
 static void test_arrival_edges(void **state)
 {
     (void)state;
-    struct bench_rng r;
-    bench_rng_seed(&r, 5);
+    struct rng r;
+    rng_seed(&r, 5);
     assert_true(bench_arrival_gap_s(&r, INFINITY, 1.0) == 0.0);
     assert_true(bench_arrival_gap_s(&r, INFINITY, 0.3) == 0.0);
     assert_true(bench_arrival_gap_s(&r, 4.0, INFINITY) == 0.25);
@@ -213,8 +213,8 @@ static void test_arrival_edges(void **state)
 static void test_schedule(void **state)
 {
     (void)state;
-    struct bench_rng r;
-    bench_rng_seed(&r, 11);
+    struct rng r;
+    rng_seed(&r, 11);
     double at[500];
     struct err_detail d;
     assert_int_equal(bench_arrival_schedule(&r, 500, 20.0, 0.7, at, &d), 0);

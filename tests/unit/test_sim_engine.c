@@ -1,6 +1,6 @@
 /*
  * Unit tests of the simulator's engine model (src/sim/engine.c) and PRNG
- * (src/sim/rng.c), driven on a virtual clock: prefill time and its FIFO
+ * (core/rng.c), driven on a virtual clock: prefill time and its FIFO
  * order, decode steps, the max-num-seqs limit, stalls, cancellation from
  * inside the token callback, jitter. The sources are included so the tests
  * need no library of their own.
@@ -16,7 +16,6 @@
 #include <string.h>
 
 #include "sim/engine.c"
-#include "sim/rng.c"
 
 #define MS 1000000LL
 #define MAXT 64
@@ -32,7 +31,7 @@ struct tseq {
 
 struct harness {
     struct sim__engine e;
-    struct sim__rng rng;
+    struct rng rng;
     int tokens;
 };
 
@@ -56,7 +55,7 @@ static void setup_h(struct harness *h, int max_seqs, double prefill, double itl,
                     double per_seq, double jitter)
 {
     struct sim__engine_cfg cfg = {max_seqs, prefill, itl, per_seq, jitter};
-    sim__rng_seed(&h->rng, 42);
+    rng_seed(&h->rng, 42);
     sim__engine_init(&h->e, &cfg, &h->rng, on_token, h);
     h->tokens = 0;
 }
@@ -248,24 +247,24 @@ static void test_jitter_and_rng(void **state)
         differ += g != 10 * MS;
     }
     assert_true(differ > MAXT / 2);
-    struct sim__rng r1, r2;
-    sim__rng_seed(&r1, 7);
-    sim__rng_seed(&r2, 7);
+    struct rng r1, r2;
+    rng_seed(&r1, 7);
+    rng_seed(&r2, 7);
     for (int i = 0; i < 1000; i++) /* the same seed, the same stream */
-        assert_true(sim__rng_next(&r1) == sim__rng_next(&r2));
+        assert_true(rng_next(&r1) == rng_next(&r2));
     double sum = 0, sq = 0;
     for (int i = 0; i < 20000; i++) {
-        int64_t v = sim__rng_range(&r1, 1, 6);
+        int64_t v = rng_range(&r1, 1, 6);
         assert_true(v >= 1 && v <= 6);
-        double u = sim__rng_unit(&r2);
+        double u = rng_unit(&r2);
         assert_true(u >= 0 && u < 1);
-        double z = sim__rng_normal(&r1);
+        double z = rng_normal(&r1);
         sum += z;
         sq += z * z;
     }
     assert_true(fabs(sum / 20000) < 0.05);
     assert_true(fabs(sq / 20000 - 1.0) < 0.05);
-    assert_int_equal(sim__rng_range(&r1, 5, 5), 5);
+    assert_int_equal(rng_range(&r1, 5, 5), 5);
 }
 
 int main(void)

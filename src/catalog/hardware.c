@@ -40,11 +40,6 @@ static const struct list_sort hw_sorts[] = {
     {NULL, NULL, 0},
 };
 
-static void render_row(struct db_rows *row, struct jw *w, void *arg)
-{
-    rec_render(arg, row, w);
-}
-
 int cat_hw_list(struct db_conn *c, const struct cat_hw_filter *f,
                 const struct cat_page *pg, struct buf *out, struct err_detail *d)
 {
@@ -57,7 +52,7 @@ int cat_hw_list(struct db_conn *c, const struct cat_hw_filter *f,
         listq_where(&q, "h.provider = $%d", db_p_text(f->provider, strlen(f->provider)));
     struct page_req pr = {pg->limit, pg->cursor, pg->sort};
     int rc = list_run(c, &q, "hardware", hw_sorts, "id", "h.id", cat_hardware.ncols, &pr,
-                      render_row, &cat_hardware, out, d);
+                      rec_render_cb, &cat_hardware, out, d);
     listq_free(&q);
     return rc;
 }

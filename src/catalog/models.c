@@ -56,11 +56,6 @@ static const struct list_sort model_sorts[] = {
     {NULL, NULL, 0},
 };
 
-static void render_row(struct db_rows *row, struct jw *w, void *arg)
-{
-    rec_render(arg, row, w);
-}
-
 /* '%' + s with LIKE's metacharacters escaped, lowercased + '%', into b. */
 static void like_pattern(struct buf *b, const char *s)
 {
@@ -111,7 +106,7 @@ int cat_model_list(struct db_conn *c, const struct cat_model_filter *f,
     struct page_req pr = {pg->limit, pg->cursor, pg->sort};
     int rc = buf_err(&like) ? err_set(d, ERR_NOMEM, "q", "out of memory")
                             : list_run(c, &q, "models", model_sorts, "name", "m.id",
-                                       cat_models.ncols, &pr, render_row, &cat_models,
+                                       cat_models.ncols, &pr, rec_render_cb, &cat_models,
                                        out, d);
     buf_free(&like);
     listq_free(&q);

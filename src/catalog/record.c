@@ -267,6 +267,11 @@ void rec_render(const struct resource *r, struct db_rows *row, struct jw *w)
     jw_obj_close(w);
 }
 
+void rec_render_cb(struct db_rows *row, struct jw *w, void *arg)
+{
+    rec_render(arg, row, w);
+}
+
 void rec_etag(const char *json, size_t n, char out[21])
 {
     snprintf(out, 21, "\"%016llx\"",

@@ -114,6 +114,8 @@ void rec_render_fields(const struct resource *r, struct db_rows *row, struct jw 
 
 /* Writes one item as a JSON object: fields, then render_extra. */
 void rec_render(const struct resource *r, struct db_rows *row, struct jw *w);
+/* rec_render as a list_run callback; arg is the struct resource. */
+void rec_render_cb(struct db_rows *row, struct jw *w, void *arg);
 
 /* Strong ETag ("\"<16 hex>\"") of a representation, into out[21]. */
 void rec_etag(const char *json, size_t n, char out[21]);

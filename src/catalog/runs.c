@@ -142,11 +142,6 @@ void cat__runs_init(void)
     run_sorts[n] = (struct list_sort){NULL, NULL, 0};
 }
 
-static void render_row(struct db_rows *row, struct jw *w, void *arg)
-{
-    rec_render(arg, row, w);
-}
-
 int cat_run_list(struct db_conn *c, const struct cat_run_filter *f,
                  const struct cat_page *pg, struct buf *out, struct err_detail *d)
 {
@@ -173,7 +168,7 @@ int cat_run_list(struct db_conn *c, const struct cat_run_filter *f,
         listq_where(&q, "r.gpu_count = $%d", db_p_int(f->gpu_count));
     struct page_req pr = {pg->limit, pg->cursor, pg->sort};
     int rc = list_run(c, &q, "runs", run_sorts, "-created", "r.id", cat_runs.ncols + cat_runs.nextra, &pr,
-                      render_row, &cat_runs, out, d);
+                      rec_render_cb, &cat_runs, out, d);
     listq_free(&q);
     return rc;
 }

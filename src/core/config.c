@@ -406,6 +406,11 @@ void cfg_print(void *fp, const struct cfg *c)
             snprintf(v, sizeof(v), "%s", *c->str[i] ? "****" : "");
         else if (cfg_defs[i].type == CFG_T_SIZE)
             snprintf(v, sizeof(v), "%lld", (long long)c->num[i]);
+        else if (cfg_defs[i].type == CFG_T_LIST) { /* one line per setting */
+            snprintf(v, sizeof(v), "%s", c->str[i]);
+            for (char *nl = strchr(v, '\n'); nl; nl = strchr(nl, '\n'))
+                *nl = ';';
+        }
         else
             snprintf(v, sizeof(v), "%s", c->str[i]);
         if (cfg_defs[i].scope)

@@ -161,8 +161,9 @@ wait_http() { # url pid name log: poll until 200 or the process dies
 
 # --- 1. modelcat -----------------------------------------------------------
 say "starting modelcat on $mc_base (threads $THREADS, db $tmp/bench.db)"
+# --cache off: this script measures the store's read path (bench/cache.sh the cache).
 "$BIN" serve --listen "127.0.0.1:$mc_port" --db "sqlite:$tmp/bench.db" \
-    --threads "$THREADS" >"$tmp/modelcat.log" 2>&1 &
+    --threads "$THREADS" --cache off >"$tmp/modelcat.log" 2>&1 &
 mc_pid=$!
 wait_http "$mc_base/healthz" "$mc_pid" modelcat "$tmp/modelcat.log"
 

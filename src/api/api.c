@@ -1,6 +1,8 @@
 /*
  * Routing, the error shape and the map from error codes to HTTP statuses,
- * and the request helpers every resource handler uses.
+ * and the request helpers every resource handler uses; the response cache's
+ * hook around the catalog's GET routes (lookup before the handler, store
+ * after it) and the generation bump after each committed write.
  */
 #include <math.h>
 #include <stdarg.h>
@@ -9,13 +11,19 @@
 #include <string.h>
 #include <strings.h>
 #include <errno.h>
+#include <time.h>
 
 #include "api/api_int.h"
+#include "cache/cache.h"
 #include "core/codec.h"
 #include "core/jw.h"
 #include "core/log.h"
+#include "core/timeutil.h"
 
 struct db *api_db;
+struct cache *api_cache;
+
+static const char json_ctype[] = "application/json; charset=utf-8";
 
 static const struct http_route routes[] = {
     {HTTP_GET, "/healthz", api_healthz},
@@ -47,9 +55,10 @@ const struct http_route *api_routes(int *n)
     return routes;
 }
 
-void api_init(struct db *db)
+void api_init(struct db *db, struct cache *cache)
 {
     api_db = db;
+    api_cache = cache;
 }
 
 void api_error(struct http_resp *resp, int status, const char *code, const char *field,
@@ -331,12 +340,104 @@ void api_reject(struct http_resp *resp, int status)
         api_error(resp, status, "bad_request", NULL, "request refused");
 }
 
+/* GET routes whose 200 responses are cached: the catalog's lists and items. */
+static int cacheable(const struct http_route *r)
+{
+    http_handler h = r->handler;
+    return h == api_models_list || h == api_models_get || h == api_models_runs ||
+           h == api_hw_list || h == api_hw_get || h == api_runs_list || h == api_runs_get;
+}
+
+/*
+ * 1, with *etag the response's ETag ("" when none), when the cache can
+ * replay resp's headers (it keeps only the ETag); 0 when resp has another.
+ */
+static int replayable(const struct http_resp *resp, const char **etag)
+{
+    *etag = "";
+    for (int i = 0; i < resp->nhdr; i++) {
+        if (strcasecmp(resp->hdr[i].name, "ETag") != 0 ||
+            strlen(resp->hdr[i].value) >= CACHE_ETAG_MAX)
+            return 0;
+        *etag = resp->hdr[i].value;
+    }
+    return 1;
+}
+
+/*
+ * Runs a cacheable route through the response cache: the generation is
+ * read before anything else (see cache.c), a hit is answered from the
+ * cache (304 for a matching If-None-Match), a miss runs the handler and
+ * stores its 200. HEAD shares GET's entries. X-Cache says which it was.
+ */
+static void dispatch_cached(const struct http_route *r, struct http_req *req,
+                            struct http_resp *resp)
+{
+    const char *keys[HTTP_MAX_QUERY], *vals[HTTP_MAX_QUERY], *etag;
+    struct cache_meta meta;
+    struct buf key;
+    uint64_t gen;
+    int64_t now = time_mono_ns();
+    buf_init(&key, 2048);
+    for (int i = 0; i < req->nquery; i++) {
+        keys[i] = req->query[i].key;
+        vals[i] = req->query[i].value;
+    }
+    if (req->bad_query || cache_generation(api_cache, now, &gen) ||
+        cache_key(&key, "GET", req->path, req->nquery, keys, vals)) {
+        r->handler(req, resp); /* bypass: malformed, too long, or generation unknown */
+        http_resp_header(resp, "X-Cache", "miss");
+        goto out;
+    }
+    if (cache_get(api_cache, gen, key.p, key.len, now, &resp->body, &meta) == 0 &&
+        strcmp(meta.ctype, json_ctype) == 0) {
+        http_resp_header(resp, "X-Cache", "hit");
+        if (meta.etag[0]) {
+            api_item(req, resp, 200, meta.etag);
+        } else {
+            resp->status = 200;
+            resp->content_type = json_ctype;
+        }
+        goto out;
+    }
+    buf_reset(&resp->body);
+    r->handler(req, resp);
+    if (resp->status == 200 && resp->content_type && !strcmp(resp->content_type, json_ctype) &&
+        !buf_err(&resp->body) && replayable(resp, &etag)) {
+        snprintf(meta.etag, sizeof(meta.etag), "%s", etag);
+        snprintf(meta.ctype, sizeof(meta.ctype), "%s", json_ctype);
+        (void)cache_put(api_cache, gen, key.p, key.len, &meta, resp->body.p ? resp->body.p : "",
+                        resp->body.len, now);
+    }
+    http_resp_header(resp, "X-Cache", "miss");
+out:
+    buf_free(&key);
+}
+
+void api_cache_bump(void)
+{
+    int64_t hold = 0;
+    if (!api_cache)
+        return;
+    if (cache_bump(api_cache, time_mono_ns(), &hold)) {
+        log_warn("api", "cache: a write could not advance the generation in Redis; "
+                        "the cache is bypassed until it can");
+    } else if (hold > 0) { /* the lease of other replicas (see cache.c) */
+        struct timespec ts = {hold / 1000000000, hold % 1000000000};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+}
+
 void api_dispatch(struct http_req *req, struct http_resp *resp)
 {
     int allow, bad;
     const struct http_route *r = http_route_match(routes, NROUTES, req, &allow, &bad);
     if (r) {
-        r->handler(req, resp);
+        if (api_cache && cacheable(r))
+            dispatch_cached(r, req, resp);
+        else
+            r->handler(req, resp);
         return;
     }
     if (bad) {
@@ -385,6 +486,8 @@ void api_write_item(struct http_req *req, struct http_resp *resp, cat_write_fn w
     int rc = write(c, how, how == CAT_CREATE ? NULL : req->params[0], body,
                    http_header(req, "If-Match"), &resp->body, etag, &d);
     db_release(api_db, c);
+    if (!rc)
+        api_cache_bump();
     if (rc) {
         api_fail(resp, rc, &d);
     } else {
@@ -405,6 +508,8 @@ void api_delete_item(struct http_req *req, struct http_resp *resp, cat_delete_fn
         return;
     int rc = del(c, req->params[0], cascade, http_header(req, "If-Match"), &d);
     db_release(api_db, c);
+    if (!rc)
+        api_cache_bump();
     if (rc)
         api_fail(resp, rc, &d);
     else

@@ -8,8 +8,14 @@
 #include "db/db.h"
 #include "http/http.h"
 
-/* Sets the store every handler uses. Call before the server starts. */
-void api_init(struct db *db);
+struct cache;
+
+/*
+ * Sets the store every handler uses and the response cache in front of the
+ * GET routes of the catalog (NULL: none). Both stay owned by the caller and
+ * must outlive the server. Call before the server starts.
+ */
+void api_init(struct db *db, struct cache *cache);
 /* Routes req and fills resp (always: errors become JSON error bodies). */
 void api_dispatch(struct http_req *req, struct http_resp *resp);
 /* Fills resp with the error body of a status the server refused itself. */

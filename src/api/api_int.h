@@ -10,6 +10,13 @@
 #include "catalog/catalog.h"
 
 extern struct db *api_db;
+extern struct cache *api_cache;   /* NULL: no response cache */
+
+/*
+ * Call after each committed write, before its response: advances the
+ * cache's generation so that no replica serves a page from before it.
+ */
+void api_cache_bump(void);
 
 /* Writes the one error shape {"error":{code,message[,field]}} with status. */
 void api_error(struct http_resp *resp, int status, const char *code, const char *field,

@@ -82,6 +82,8 @@ void api_runs_create(struct http_req *req, struct http_resp *resp)
     int rc = cat_run_create(c, body, key, &resp->body, etag, id, &replayed, &d);
     db_release(api_db, c);
     json_decref(body);
+    if (!rc && !replayed)
+        api_cache_bump();
     if (rc) {
         api_fail(resp, rc, &d);
         return;

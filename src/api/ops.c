@@ -1,9 +1,12 @@
 /*
  * Operational routes: liveness, readiness (store reachable and schema
- * current) and the OpenAPI document, embedded at build time.
+ * current, plus the response cache's state) and the OpenAPI document,
+ * embedded at build time.
  */
 #include "api/api_int.h"
+#include "cache/cache.h"
 #include "core/jw.h"
+#include "core/timeutil.h"
 #include "db/migrate.h"
 
 extern const char openapi_json[];
@@ -15,6 +18,66 @@ void api_healthz(struct http_req *req, struct http_resp *resp)
     buf_puts(&resp->body, "{\"status\":\"ok\"}");
     resp->status = 200;
     resp->content_type = "application/json; charset=utf-8";
+}
+
+/* A monotonic instant as an RFC 3339 wall-clock time, or null when 0. */
+static void jw_mono_time(struct jw *w, int64_t mono_ns, int64_t now_mono, int64_t now_wall_ms)
+{
+    char ts[32];
+    if (mono_ns == 0 ||
+        time_fmt_rfc3339(ts, sizeof(ts), now_wall_ms - (now_mono - mono_ns) / 1000000) < 0)
+        jw_null(w);
+    else
+        jw_cstr(w, ts);
+}
+
+/*
+ * "cache": backend, generation, counters; for Redis the breaker's state,
+ * its transitions and the last error. Reads no server: a snapshot.
+ */
+static void readyz_cache(struct jw *w)
+{
+    struct cache_status st;
+    jw_key(w, "cache");
+    jw_obj_open(w);
+    jw_key(w, "backend");
+    if (!api_cache) {
+        jw_cstr(w, "off");
+        jw_obj_close(w);
+        return;
+    }
+    cache_status(api_cache, &st);
+    int64_t mono = time_mono_ns(), wall = time_wall_ms();
+    jw_cstr(w, st.backend);
+    jw_key(w, "generation");
+    jw_i64(w, (int64_t)st.generation);
+    jw_key(w, "entries");
+    jw_i64(w, (int64_t)st.entries);
+    jw_key(w, "bytes");
+    jw_i64(w, (int64_t)st.bytes);
+    jw_key(w, "max_bytes");
+    jw_i64(w, (int64_t)st.max_bytes);
+    jw_key(w, "hits");
+    jw_i64(w, (int64_t)st.hits);
+    jw_key(w, "misses");
+    jw_i64(w, (int64_t)st.misses);
+    jw_key(w, "bypasses");
+    jw_i64(w, (int64_t)st.bypasses);
+    if (st.has_breaker) {
+        jw_key(w, "lease_ms");
+        jw_i64(w, st.lease_ms);
+        jw_key(w, "breaker");
+        jw_cstr(w, breaker_name(st.breaker.state));
+        jw_key(w, "transitions");
+        jw_i64(w, (int64_t)st.breaker.transitions);
+        jw_key(w, "last_transition");
+        jw_mono_time(w, st.breaker.last_transition_ns, mono, wall);
+        jw_key(w, "last_error");
+        jw_cstr(w, st.last_error[0] ? st.last_error : NULL);
+        jw_key(w, "last_error_at");
+        jw_mono_time(w, st.last_error[0] ? st.last_error_ns : 0, mono, wall);
+    }
+    jw_obj_close(w);
 }
 
 void api_readyz(struct http_req *req, struct http_resp *resp)
@@ -45,6 +108,7 @@ void api_readyz(struct http_req *req, struct http_resp *resp)
         jw_key(&w, "detail");
         jw_cstr(&w, rc ? d.msg : "migrations are not applied; run modelcat migrate");
     }
+    readyz_cache(&w);
     jw_obj_close(&w);
     resp->status = ready ? 200 : 503;
     resp->content_type = "application/json; charset=utf-8";

@@ -1,7 +1,8 @@
 /*
  * Single-item operations shared by resources (see record.h): get, create,
  * replace, merge-patch and delete, each one transaction, with ETags and
- * If-Match checked inside the transaction that writes.
+ * If-Match checked inside the transaction that writes. A write that met a
+ * concurrent writer on PostgreSQL is run again (ITEM_WRITE_TRIES).
  */
 #include <stdio.h>
 #include <string.h>
@@ -64,17 +65,28 @@ static int merge_patch(json_t *target, json_t *patch)
 }
 
 /*
- * Reads the current item for a replace/patch, checks If-Match, and for a
- * patch returns in *merged the current representation with patch applied.
+ * Reads the current item for a replace/patch/delete, checks If-Match, and
+ * for a patch returns in *merged the current representation with patch
+ * applied. The row is locked first with a write that changes nothing (the
+ * portable SELECT ... FOR UPDATE): on PostgreSQL a concurrent writer of the
+ * item waits here and the read then sees its result, so If-Match is checked
+ * against the version this transaction replaces; SQLite's write
+ * transaction already excludes other writers.
  */
 static int load_current(const struct resource *r, struct db_conn *c, const char *id,
                         const char *if_match, json_t *patch, json_t **merged,
                         struct err_detail *d)
 {
     struct buf cur;
-    char etag[21];
+    char etag[21], lock[256];
+    struct db_param p = db_p_text(id, strlen(id));
+    snprintf(lock, sizeof(lock), "UPDATE %s SET created_at = created_at WHERE id = $1",
+             r->table);
+    int rc = db_exec(c, lock, &p, 1, NULL, d);
+    if (rc)
+        return rc;
     buf_init(&cur, 1 << 20);
-    int rc = item_get(r, c, id, &cur, etag, d);
+    rc = item_get(r, c, id, &cur, etag, d);
     if (!rc && if_match && !cat_etag_matches(if_match, etag, 0))
         rc = err_set(d, ERR_PRECOND, NULL, "If-Match does not match the current ETag %s", etag);
     if (!rc && patch) {
@@ -86,9 +98,17 @@ static int load_current(const struct resource *r, struct db_conn *c, const char 
     return rc;
 }
 
-int item_write(const struct resource *r, struct db_conn *c, enum cat_write how,
-               const char *id, json_t *body, const char *if_match, struct buf *out,
-               char etag[21], struct err_detail *d)
+void item_rewind(struct buf *out, size_t len)
+{
+    if (out->len > len) {
+        out->len = len;
+        out->p[len] = '\0';
+    }
+}
+
+static int write_once(const struct resource *r, struct db_conn *c, enum cat_write how,
+                      const char *id, json_t *body, const char *if_match, struct buf *out,
+                      char etag[21], struct err_detail *d)
 {
     struct rec rec;
     struct db_param p[REC_MAX];
@@ -150,8 +170,21 @@ out:
     return rc;
 }
 
-int item_delete(const struct resource *r, struct db_conn *c, const char *id,
-                int cascade, const char *if_match, struct err_detail *d)
+int item_write(const struct resource *r, struct db_conn *c, enum cat_write how,
+               const char *id, json_t *body, const char *if_match, struct buf *out,
+               char etag[21], struct err_detail *d)
+{
+    size_t mark = out->len;
+    for (int i = 1;; i++) {
+        int rc = write_once(r, c, how, id, body, if_match, out, etag, d);
+        if (i == ITEM_WRITE_TRIES || !db_retryable(c, rc))
+            return rc;
+        item_rewind(out, mark);
+    }
+}
+
+static int delete_once(const struct resource *r, struct db_conn *c, const char *id,
+                       int cascade, const char *if_match, struct err_detail *d)
 {
     struct db_param p = db_p_text(id, strlen(id));
     int rc;
@@ -179,4 +212,14 @@ int item_delete(const struct resource *r, struct db_conn *c, const char *id,
 out:
     db_rollback(c);
     return rc;
+}
+
+int item_delete(const struct resource *r, struct db_conn *c, const char *id,
+                int cascade, const char *if_match, struct err_detail *d)
+{
+    for (int i = 1;; i++) {
+        int rc = delete_once(r, c, id, cascade, if_match, d);
+        if (i == ITEM_WRITE_TRIES || !db_retryable(c, rc))
+            return rc;
+    }
 }

@@ -16,4 +16,12 @@ int item_write(const struct resource *r, struct db_conn *c, enum cat_write how,
 int item_delete(const struct resource *r, struct db_conn *c, const char *id,
                 int cascade, const char *if_match, struct err_detail *d) MC_WUR;
 
+/*
+ * A write transaction that PostgreSQL refused because of a concurrent one
+ * (db_retryable) runs again from the start, this many times in all.
+ */
+#define ITEM_WRITE_TRIES 3
+/* Drops what a failed try appended to out after its first len bytes. */
+void item_rewind(struct buf *out, size_t len);
+
 #endif

@@ -1,6 +1,7 @@
 /*
  * Creation of benchmark runs (one transaction: the run, its per-request
- * samples and its idempotency key) and the samples export as JSON or CSV.
+ * samples, bulk-loaded, and its idempotency key; run again when it met a
+ * concurrent writer on PostgreSQL) and the samples export as JSON or CSV.
  */
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -93,26 +94,29 @@ static int must_exist(struct db_conn *c, const char *sql, const struct db_param 
 static int insert_samples(struct db_conn *c, const char *run_id, json_t *samples,
                           struct err_detail *d)
 {
+    static const char *const cols[2 + NSCOL] = {
+        "run_id", "idx", "scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns",
+        "input_tokens", "output_tokens", "error",
+    };
     struct db_param p[2 + NSCOL];
+    size_t n = json_array_size(samples);
+    if (n == 0)
+        return 0;
     p[0] = db_p_text(run_id, strlen(run_id));
-    for (size_t i = 0; i < json_array_size(samples); i++) {
-        int rc = check_sample(json_array_get(samples, i), i, p + 2, d);
-        if (rc)
-            return rc;
-        p[1] = db_p_int((int64_t)i);
-        rc = db_exec(c,
-                     "INSERT INTO samples (run_id, idx, scheduled_ns, sent_ns,"
-                     " first_token_ns, last_token_ns, input_tokens, output_tokens, error)"
-                     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                     p, 2 + NSCOL, NULL, d);
-        if (rc)
-            return rc;
+    int rc = db_copy_begin(c, "samples", cols, 2 + NSCOL, d);
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (!(rc = check_sample(json_array_get(samples, i), i, p + 2, d))) {
+            p[1] = db_p_int((int64_t)i);
+            rc = db_copy_row(c, p, d);
+        }
     }
-    return 0;
+    /* On error the caller's rollback ends the load. */
+    return rc ? rc : db_copy_end(c, d);
 }
 
-int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key, struct buf *out,
-                   char etag[21], char id[37], int *replayed, struct err_detail *d)
+static int create_once(struct db_conn *c, json_t *body, const char *idem_key,
+                       struct buf *out, char etag[21], char id[37], int *replayed,
+                       struct err_detail *d)
 {
     struct rec rec;
     struct db_param p[REC_MAX];
@@ -179,8 +183,12 @@ int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key, struct
     if (idem_key) {
         struct db_param ip[4] = {db_p_text(idem_key, strlen(idem_key)), db_p_text(hash, 64),
                                  db_p_text(id, 36), db_p_int(now)};
-        if ((rc = db_exec(c, "INSERT INTO idempotency_keys (key, body_hash, run_id,"
-                             " created_at) VALUES ($1, $2, $3, $4)", ip, 4, NULL, d)))
+        rc = db_exec(c, "INSERT INTO idempotency_keys (key, body_hash, run_id,"
+                        " created_at) VALUES ($1, $2, $3, $4)", ip, 4, NULL, d);
+        if (rc == ERR_EXISTS) /* a concurrent request stored it: try again, replay */
+            rc = err_set(d, ERR_BUSY, "Idempotency-Key",
+                         "a request with this Idempotency-Key is being stored");
+        if (rc)
             goto out;
     }
     if ((rc = item_get(&cat_runs, c, id, out, etag, d)) || (rc = db_commit(c, d)))
@@ -190,6 +198,18 @@ out:
 out_free:
     rec_free(&rec);
     return rc;
+}
+
+int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key, struct buf *out,
+                   char etag[21], char id[37], int *replayed, struct err_detail *d)
+{
+    size_t mark = out->len;
+    for (int i = 1;; i++) {
+        int rc = create_once(c, body, idem_key, out, etag, id, replayed, d);
+        if (i == ITEM_WRITE_TRIES || !db_retryable(c, rc))
+            return rc;
+        item_rewind(out, mark);
+    }
 }
 
 static void csv_field(struct buf *b, const char *s, size_t n)

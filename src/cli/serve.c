@@ -1,6 +1,7 @@
 /*
- * `modelcat serve`: open and migrate the store, start the HTTP server, wait
- * for SIGTERM/SIGINT, then drain in-flight requests and close the store.
+ * `modelcat serve`: create the response cache, open and migrate the store,
+ * start the HTTP server, wait for SIGTERM/SIGINT, then drain in-flight
+ * requests and close the store and the cache.
  *
  * Signals are blocked before any thread starts, so every server thread
  * inherits the mask and the main thread alone takes them with sigwait:
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "cache/cache.h"
 #include "catalog/catalog.h"
 #include "cli/cli.h"
 #include "core/config.h"
@@ -23,6 +25,7 @@ int cli_serve(int argc, char **argv)
 {
     struct cfg c;
     struct db *db = NULL;
+    struct cache *cache = NULL;
     struct http_server *srv = NULL;
     struct err_detail d;
     int rc = cli_setup(&c, CMD_SERVE, argc, argv,
@@ -41,13 +44,29 @@ int cli_serve(int argc, char **argv)
 
     cat_init();
     int threads = (int)cfg_int(&c, CFG_THREADS);
+    const char *cache_url = cfg_str(&c, CFG_CACHE);
+    if (strcmp(cache_url, "off") != 0) {
+        struct cache_opts co = {
+            .url = cache_url,
+            .max_bytes = (size_t)cfg_int(&c, CFG_CACHE_BYTES),
+            .ttl_s = (int)cfg_int(&c, CFG_CACHE_TTL),
+            .conns = threads,
+            .timeout_ms = 100,
+            .lease_ms = (int)cfg_int(&c, CFG_CACHE_LEASE_MS),
+        };
+        if (cache_create(&co, &cache, &d)) {
+            fprintf(stderr, "modelcat serve: %s\n", d.msg);
+            rc = 2;
+            goto out;
+        }
+    }
     if (cli_open_db(&c, threads + 1, &db))
         goto out;
     if (db_migrate(db, NULL, &d)) {
         log_error("serve", "migrations failed: %s", d.msg);
         goto out;
     }
-    api_init(db);
+    api_init(db, cache);
     struct http_server_opts o = {
         .listen = cfg_str(&c, CFG_LISTEN),
         .threads = threads,
@@ -64,8 +83,9 @@ int cli_serve(int argc, char **argv)
     const char *listen = cfg_str(&c, CFG_LISTEN);
     char host[128];
     snprintf(host, sizeof(host), "%.*s", (int)(strrchr(listen, ':') - listen), listen);
-    log_info("serve", "listening on http://%s:%d (%d threads, store %s, schema v%d)", host,
-             http_server_port(srv), threads, db_backend(db), db_schema_latest());
+    log_info("serve", "listening on http://%s:%d (%d threads, store %s, schema v%d, cache %s)",
+             host, http_server_port(srv), threads, db_backend(db), db_schema_latest(),
+             cache ? cache_backend(cache) : "off");
     int sig = 0;
     sigwait(&set, &sig);
     log_info("serve", "%s: draining (up to %llds)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
@@ -80,6 +100,7 @@ out:
     if (srv)
         http_server_stop(srv, 0);
     db_close(db);
+    cache_destroy(cache);
     cfg_free(&c);
     return rc;
 }

@@ -40,6 +40,15 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                         "log line format"},
     [CFG_DEMO] = {"demo", CFG_T_BOOL, "0", 0, 1, NULL, CMD_SEED,
                   "load the demo catalog (models and GPU prices)"},
+    /* cache */
+    [CFG_CACHE] = {"cache", CFG_T_URL, "local", 0, 0, NULL, CMD_SERVE,
+                   "response cache: local, off, or redis://host:port/db (shared)"},
+    [CFG_CACHE_BYTES] = {"cache-bytes", CFG_T_SIZE, "64M", 65536, 68719476736.0, NULL,
+                         CMD_SERVE, "in-process response cache budget, bytes (K/M/G suffix)"},
+    [CFG_CACHE_TTL] = {"cache-ttl", CFG_T_INT, "300", 1, 86400, NULL, CMD_SERVE,
+                       "seconds a cached response lives (in process and in Redis)"},
+    [CFG_CACHE_LEASE_MS] = {"cache-lease-ms", CFG_T_INT, "0", 0, 1000, NULL, CMD_SERVE,
+                            "redis: reuse the generation this long; writes wait as long"},
     /* sim */
     [CFG_SIM_LISTEN] = {"listen", CFG_T_STR, "127.0.0.1:9000", 0, 0, NULL, CMD_SIM,
                         "address:port to listen on (port 0: any free port)", "sim"},

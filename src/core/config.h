@@ -38,6 +38,11 @@ enum cfg_id {
     CFG_LOG_LEVEL,
     CFG_LOG_FORMAT,
     CFG_DEMO,
+    /* cache */
+    CFG_CACHE,
+    CFG_CACHE_BYTES,
+    CFG_CACHE_TTL,
+    CFG_CACHE_LEASE_MS,
     /* sim */
     CFG_SIM_LISTEN,
     CFG_SIM_MODEL,

@@ -1,18 +1,20 @@
 /*
  * Backend selection by URL scheme, the connection pool, and the thin
- * dispatch from db.h to the chosen backend's ops table.
+ * dispatch from db.h to the chosen backend's ops table, plus the checks
+ * every backend shares (bulk-load identifiers, copy state).
  */
 #include "db/db.h"
 
 #include <pthread.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/mem.h"
 #include "db/db_int.h"
 
 struct db {
     const struct db_ops *ops;
-    char *target;           /* URL without the scheme prefix for sqlite */
+    char *target;           /* sqlite: the path; postgres: the whole URL */
     struct db_opts opts;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -30,11 +32,20 @@ int db_open(const char *url, const struct db_opts *o, struct db **out,
         target = url + 7;
         if (strncmp(target, "//", 2) == 0)
             target += 2;
+        if (!*target)
+            return err_set(d, ERR_INVAL, "db", "store URL has no path");
+    } else if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0) {
+        ops = &db_pg_ops;
+        target = url; /* libpq takes the URL as its connection string */
     }
-    if (!ops)
-        return err_set(d, ERR_INVAL, "db", "unsupported store URL '%.64s' (want sqlite:PATH)", url);
-    if (!*target)
-        return err_set(d, ERR_INVAL, "db", "store URL has no path");
+    if (!ops) {
+        /* Not the whole URL: it may carry a password. */
+        const char *colon = strchr(url, ':');
+        int n = colon ? (int)(colon - url) : 0;
+        return err_set(d, ERR_INVAL, "db",
+                       "unsupported store URL scheme '%.*s' (want sqlite:PATH or"
+                       " postgres://...)", n > 32 ? 32 : n, url);
+    }
     struct db *db = mem_calloc(1, sizeof(*db));
     if (!db)
         return err_set(d, ERR_NOMEM, "db", "out of memory");
@@ -105,7 +116,7 @@ int db_acquire(struct db *db, struct db_conn **out, struct err_detail *d)
 
 void db_release(struct db *db, struct db_conn *c)
 {
-    if (c->in_tx)
+    if (c->in_tx || c->in_copy)
         db_rollback(c);
     pthread_mutex_lock(&db->mu);
     c->next_free = db->free;
@@ -163,9 +174,74 @@ int db_commit(struct db_conn *c, struct err_detail *d)
 
 void db_rollback(struct db_conn *c)
 {
-    if (c->in_tx)
+    if (c->in_tx || c->in_copy)
         c->ops->rollback(c);
     c->in_tx = 0;
+    c->in_copy = 0;
+}
+
+int db_retryable(const struct db_conn *c, int rc)
+{
+    return rc == ERR_BUSY && c->ops->retry_busy;
+}
+
+static int is_ident(const char *s)
+{
+    if (!s || !((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+        return 0;
+    size_t n = 0;
+    for (; *s; s++, n++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return n <= 63;
+}
+
+void db__copy_target(struct buf *b, const char *table, const char *const *cols, int ncols)
+{
+    buf_printf(b, "%s (", table);
+    for (int i = 0; i < ncols; i++)
+        buf_printf(b, "%s%s", i ? ", " : "", cols[i]);
+    buf_putc(b, ')');
+}
+
+int db_copy_begin(struct db_conn *c, const char *table, const char *const *cols, int ncols,
+                  struct err_detail *d)
+{
+    if (c->in_copy)
+        return err_set(d, ERR_INVAL, NULL, "a bulk load is already open on this connection");
+    if (ncols < 1 || ncols > DB_COPY_MAX_COLS)
+        return err_set(d, ERR_INVAL, NULL, "bulk load of %d columns (1..%d)", ncols,
+                       DB_COPY_MAX_COLS);
+    if (!is_ident(table))
+        return err_set(d, ERR_INVAL, NULL, "bulk load: bad table name");
+    for (int i = 0; i < ncols; i++)
+        if (!is_ident(cols[i]))
+            return err_set(d, ERR_INVAL, NULL, "bulk load: bad column name #%d", i);
+    int rc = c->ops->copy_begin(c, table, cols, ncols, d);
+    if (!rc)
+        c->in_copy = 1;
+    return rc;
+}
+
+int db_copy_row(struct db_conn *c, const struct db_param *p, struct err_detail *d)
+{
+    if (!c->in_copy)
+        return err_set(d, ERR_INVAL, NULL, "db_copy_row without db_copy_begin");
+    return c->ops->copy_row(c, p, d);
+}
+
+int db_copy_end(struct db_conn *c, struct err_detail *d)
+{
+    if (!c->in_copy)
+        return err_set(d, ERR_INVAL, NULL, "db_copy_end without db_copy_begin");
+    c->in_copy = 0;
+    return c->ops->copy_end(c, d);
+}
+
+int db__schema_lock(struct db_conn *c, int lock, struct err_detail *d)
+{
+    return c->ops->schema_lock ? c->ops->schema_lock(c, lock, d) : 0;
 }
 
 int db_query_int(struct db_conn *c, const char *sql, const struct db_param *p,

@@ -1,15 +1,18 @@
 /*
- * The store interface: one small API over SQLite (db_sqlite.c) and, later,
- * PostgreSQL, chosen by the URL scheme. SQL is written once with $1..$N
- * parameters and runs unchanged on every backend.
+ * The store interface: one small API over SQLite (db_sqlite.c) and
+ * PostgreSQL (db_pg.c), chosen by the URL scheme. SQL is written once with
+ * $1..$N parameters and runs unchanged on every backend.
  *
  * A struct db is a pool of connections; a request takes one with
  * db_acquire, runs statements (optionally inside db_begin/db_commit) and
  * gives it back with db_release. A connection is used by one thread at a time.
  *
  * Errors: ERR_EXISTS (unique key), ERR_CONFLICT (foreign key), ERR_BUSY
- * (locked beyond the busy timeout; retryable), ERR_UNAVAIL (cannot connect),
- * ERR_IO (anything else), with the backend's message in struct err_detail.
+ * (locked beyond the busy timeout, or on PostgreSQL a deadlock or
+ * serialization failure; retryable, see db_retryable), ERR_INVAL (other
+ * constraints; on PostgreSQL also text holding a NUL byte),
+ * ERR_UNAVAIL (cannot connect, connection lost), ERR_IO (anything else),
+ * with the backend's message in struct err_detail.
  */
 #ifndef MC_DB_DB_H
 #define MC_DB_DB_H
@@ -50,7 +53,8 @@ struct db_opts {
 };
 
 /*
- * Opens the store named by url ("sqlite:PATH") and checks that a first
+ * Opens the store named by url ("sqlite:PATH", or "postgres://..." /
+ * "postgresql://..." passed to libpq as is) and checks that a first
  * connection works. Returns 0 and *out, or ERR_INVAL (unknown scheme),
  * ERR_UNAVAIL / ERR_IO with detail in d.
  */
@@ -58,7 +62,7 @@ int db_open(const char *url, const struct db_opts *o, struct db **out,
             struct err_detail *d) MC_WUR;
 /* Closes every connection; all must have been released. */
 void db_close(struct db *db);
-/* Backend name: "sqlite". */
+/* Backend name: "sqlite" or "postgres". */
 const char *db_backend(const struct db *db);
 
 /* Takes a connection from the pool, opening one if under max_conns, else waits. */
@@ -87,11 +91,44 @@ int db_exec(struct db_conn *c, const char *sql, const struct db_param *p,
 /* Runs several ;-separated statements without parameters (migrations). */
 int db_exec_script(struct db_conn *c, const char *sql, struct err_detail *d) MC_WUR;
 
-/* Transactions. write=1 takes the write lock up front (no upgrade deadlocks). */
+/*
+ * Transactions. write=1 on SQLite takes the write lock up front (no upgrade
+ * deadlocks). PostgreSQL runs READ COMMITTED: each statement sees what was
+ * committed before it, and a transaction that reads a row to decide how to
+ * write it locks the row first (an UPDATE that changes nothing); unique
+ * keys keep concurrent inserts apart.
+ */
 int db_begin(struct db_conn *c, int write, struct err_detail *d) MC_WUR;
 int db_commit(struct db_conn *c, struct err_detail *d) MC_WUR;
 /* Rolls back if a transaction is open; safe to call on any path. */
 void db_rollback(struct db_conn *c);
+
+/*
+ * Bulk load: db_copy_begin opens a load of rows into table's cols (inside
+ * the caller's transaction); db_copy_row adds one row of ncols parameters;
+ * db_copy_end finishes it. PostgreSQL uses COPY FROM STDIN; SQLite a
+ * prepared INSERT per row. On error the caller rolls back.
+ *
+ * table and cols are identifiers ([A-Za-z_][A-Za-z0-9_]*, ERR_INVAL
+ * otherwise), never values; ncols is 1..DB_COPY_MAX_COLS. No other
+ * statement may run on c between begin and end. A constraint violation
+ * (ERR_EXISTS, ERR_CONFLICT, ERR_INVAL) comes from db_copy_row on SQLite
+ * but only from db_copy_end on PostgreSQL, which sends rows in batches.
+ */
+#define DB_COPY_MAX_COLS 64
+int db_copy_begin(struct db_conn *c, const char *table, const char *const *cols, int ncols,
+                  struct err_detail *d) MC_WUR;
+int db_copy_row(struct db_conn *c, const struct db_param *p, struct err_detail *d) MC_WUR;
+int db_copy_end(struct db_conn *c, struct err_detail *d) MC_WUR;
+
+/*
+ * 1 when rc, returned inside a write transaction on c, is a conflict with a
+ * concurrent transaction that the caller should answer by rolling back and
+ * running the whole transaction again (PostgreSQL: serialization failure or
+ * deadlock). 0 for every other rc, and always 0 on SQLite, whose busy
+ * timeout has already waited.
+ */
+int db_retryable(const struct db_conn *c, int rc);
 
 /*
  * Convenience: runs a query expected to return at most one row with one

@@ -26,12 +26,26 @@ struct db_ops {
     int (*begin)(struct db_conn *c, int write, struct err_detail *d);
     int (*commit)(struct db_conn *c, struct err_detail *d);
     void (*rollback)(struct db_conn *c);
+    /* Bulk load (db.h); table and cols are checked identifiers. */
+    int (*copy_begin)(struct db_conn *c, const char *table, const char *const *cols,
+                      int ncols, struct err_detail *d);
+    int (*copy_row)(struct db_conn *c, const struct db_param *p, struct err_detail *d);
+    int (*copy_end)(struct db_conn *c, struct err_detail *d);
+    /*
+     * Serializes migrators across processes: lock=1 takes, lock=0 gives back
+     * a session-wide lock, outside any transaction. NULL when the backend's
+     * write transactions already exclude each other (SQLite).
+     */
+    int (*schema_lock)(struct db_conn *c, int lock, struct err_detail *d);
+    /* ERR_BUSY means "run the transaction again" (db_retryable). */
+    int retry_busy;
 };
 
 struct db_conn {
     const struct db_ops *ops;
     struct db_conn *next_free;  /* pool free list */
     int in_tx;
+    int in_copy;                /* between db_copy_begin and db_copy_end */
 };
 
 struct db_rows {
@@ -39,5 +53,15 @@ struct db_rows {
 };
 
 extern const struct db_ops db_sqlite_ops;
+extern const struct db_ops db_pg_ops;
+
+/*
+ * Appends "table (col1, col2, ...)" to b, the target of a bulk load; the
+ * names were checked by db_copy_begin.
+ */
+struct buf;
+void db__copy_target(struct buf *b, const char *table, const char *const *cols, int ncols);
+/* Takes (lock=1) or gives back (lock=0) the migration lock (see db_ops). */
+int db__schema_lock(struct db_conn *c, int lock, struct err_detail *d);
 
 #endif

@@ -8,6 +8,9 @@
  * a *named* parameter whose index depends on the order of first use, so the
  * text is rewritten once, at prepare time, to ?1..?N (numbered), which binds
  * by number exactly as PostgreSQL does.
+ *
+ * Bulk loads (db_copy_*) are a prepared INSERT run once per row: inside the
+ * caller's transaction that is as fast as SQLite inserts get.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -38,6 +41,8 @@ struct sq_conn {
     struct stmt_slot slots[STMT_CACHE];
     uint64_t clock;
     struct sq_rows rows;  /* the one open result set */
+    char *copy_sql;       /* INSERT of the open bulk load, or NULL */
+    int copy_n;           /* its parameters */
 };
 
 static int map_rc(sqlite3 *h, int rc, struct err_detail *d)
@@ -133,6 +138,7 @@ static void sq_disconnect(struct db_conn *bc)
         sqlite3_finalize(c->slots[i].st);
         mem_free(c->slots[i].sql);
     }
+    mem_free(c->copy_sql);
     sqlite3_close_v2(c->h);
     mem_free(c);
 }
@@ -329,8 +335,48 @@ static int sq_commit(struct db_conn *bc, struct err_detail *d)
 static void sq_rollback(struct db_conn *bc)
 {
     struct sq_conn *c = (struct sq_conn *)bc;
+    mem_free(c->copy_sql);
+    c->copy_sql = NULL;
     if (!sqlite3_get_autocommit(c->h))
         (void)simple(c, "ROLLBACK", NULL);
+}
+
+/* Builds "INSERT INTO table (cols) VALUES ($1, ..., $n)" once per load. */
+static int sq_copy_begin(struct db_conn *bc, const char *table, const char *const *cols,
+                         int ncols, struct err_detail *d)
+{
+    struct sq_conn *c = (struct sq_conn *)bc;
+    struct buf b;
+    buf_init(&b, 64 * 1024);
+    buf_puts(&b, "INSERT INTO ");
+    db__copy_target(&b, table, cols, ncols);
+    buf_puts(&b, " VALUES (");
+    for (int i = 0; i < ncols; i++)
+        buf_printf(&b, "%s$%d", i ? ", " : "", i + 1);
+    buf_putc(&b, ')');
+    if (buf_err(&b)) {
+        buf_free(&b);
+        return err_set(d, ERR_NOMEM, NULL, "out of memory");
+    }
+    mem_free(c->copy_sql);
+    c->copy_sql = buf_steal(&b, NULL);
+    c->copy_n = ncols;
+    return 0;
+}
+
+static int sq_copy_row(struct db_conn *bc, const struct db_param *p, struct err_detail *d)
+{
+    struct sq_conn *c = (struct sq_conn *)bc;
+    return sq_exec(bc, c->copy_sql, p, c->copy_n, NULL, d);
+}
+
+static int sq_copy_end(struct db_conn *bc, struct err_detail *d)
+{
+    struct sq_conn *c = (struct sq_conn *)bc;
+    (void)d;
+    mem_free(c->copy_sql);
+    c->copy_sql = NULL;
+    return 0;
 }
 
 const struct db_ops db_sqlite_ops = {
@@ -349,4 +395,7 @@ const struct db_ops db_sqlite_ops = {
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,
+    .copy_begin = sq_copy_begin,
+    .copy_row = sq_copy_row,
+    .copy_end = sq_copy_end,
 };

@@ -1,13 +1,17 @@
 /*
  * Migration runner (see migrate.h). The table of migrations is generated at
  * build time from db/migrations/ (CMake's embed step), so a binary always
- * carries the schema it expects.
+ * carries the schema it expects. Concurrent migrators (several servers
+ * starting on one store) wait for each other: on SQLite the write
+ * transaction's lock does it, on PostgreSQL a session advisory lock held
+ * from before the first read of the version to the end.
  */
 #include "db/migrate.h"
 
 #include <string.h>
 
 #include "core/timeutil.h"
+#include "db/db_int.h"
 
 /* Generated: see CMakeLists.txt. */
 extern const char mig_0001_catalog[];
@@ -42,9 +46,12 @@ int db_schema_version(struct db_conn *c, int *version, struct err_detail *d)
 int db_migrate(struct db *db, int *applied, struct err_detail *d)
 {
     struct db_conn *c;
-    int rc, n = 0;
+    int rc, n = 0, locked = 0;
     if ((rc = db_acquire(db, &c, d)))
         return rc;
+    if ((rc = db__schema_lock(c, 1, d)))
+        goto out;
+    locked = 1;
     if ((rc = db_exec(c, create_table, NULL, 0, NULL, d)))
         goto out;
     for (int i = 0; i < NMIGS; i++) {
@@ -68,6 +75,8 @@ int db_migrate(struct db *db, int *applied, struct err_detail *d)
     }
 out:
     db_rollback(c);
+    if (locked)
+        (void)db__schema_lock(c, 0, NULL);
     db_release(db, c);
     if (applied)
         *applied = n;

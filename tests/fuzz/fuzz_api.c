@@ -124,7 +124,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
     fs_open(NRUNS);
-    api_init(fs_db);
+    api_init(fs_db, NULL);
     return 0;
 }
 

@@ -3,7 +3,15 @@
 Only the Python standard library is used.  The server binary comes from the
 environment variable MODELCAT_BIN (default ``build/modelcat`` relative to the
 repository root).  Every test module gets its own server on a fresh temporary
-SQLite database (fixture ``server``); tests talk to it through ``Client``.
+database (fixture ``server``); tests talk to it through ``Client``.
+
+The store is chosen by MODELCAT_TEST_STORE: ``sqlite`` (default; a file per
+database) or ``postgres``, where every test database is a database of its own
+on the server of MODELCAT_TEST_PG_URL, created through MODELCAT_TEST_PG_ADMIN_URL
+with ``psql``.  Those URLs come from the file named by MODELCAT_TEST_SERVICES
+(KEY=VALUE lines, as written by scripts/test-services.sh) or the environment.
+A test names a database by a path (``db_path``); ``store_url(db_path)`` gives
+the same store for the same path, so a restart finds its data on both stores.
 
 Helpers live here and are imported by the test modules with
 ``from conftest import ...`` (pytest's default "prepend" import mode puts this
@@ -47,6 +55,82 @@ LATENCY_FIELDS = [
 ]
 
 
+# ---------------------------------------------------------------------------
+# Store selection (read before _clean_env below drops MODELCAT_* variables)
+# ---------------------------------------------------------------------------
+
+
+def _services_env():
+    values = {k: v for k, v in os.environ.items() if k.startswith("MODELCAT_TEST_")}
+    path = os.environ.get("MODELCAT_TEST_SERVICES")
+    if path:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise pytest.UsageError(f"MODELCAT_TEST_SERVICES={path}: {exc}") from exc
+        for line in text.splitlines():
+            key, sep, value = line.partition("=")
+            if sep and key.strip():
+                values[key.strip()] = value.strip()
+    return values
+
+
+_SERVICES = _services_env()
+STORE = _SERVICES.get("MODELCAT_TEST_STORE", "sqlite")
+if STORE not in ("sqlite", "postgres"):
+    raise pytest.UsageError(f"MODELCAT_TEST_STORE={STORE!r}: want sqlite or postgres")
+PG_URL = _SERVICES.get("MODELCAT_TEST_PG_URL")
+PG_ADMIN_URL = _SERVICES.get("MODELCAT_TEST_PG_ADMIN_URL")
+if STORE == "postgres" and not (PG_URL and PG_ADMIN_URL):
+    # Never fall back to SQLite silently: a PostgreSQL run without a server fails.
+    raise pytest.UsageError("MODELCAT_TEST_STORE=postgres needs MODELCAT_TEST_PG_URL and "
+                            "MODELCAT_TEST_PG_ADMIN_URL (or MODELCAT_TEST_SERVICES=<env file>)")
+
+_PG_DATABASES = {}  # db_path -> database name
+
+
+def pg_admin(*statements):
+    """Run SQL statements as the PostgreSQL admin with psql; fails the test on error."""
+    cmd = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", PG_ADMIN_URL]
+    for sql in statements:
+        cmd += ["-c", sql]
+    res = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         timeout=60)
+    if res.returncode != 0:
+        pytest.fail(f"psql {statements!r} failed rc={res.returncode}: {res.stderr.strip()}")
+
+
+def _pg_url(database):
+    u = urllib.parse.urlsplit(PG_URL)
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + database, u.query, u.fragment))
+
+
+def store_url(db_path):
+    """The store URL of the test database named by ``db_path``.
+
+    SQLite: the file itself.  PostgreSQL: a database of its own, created on
+    first use; the same path gives the same database afterwards.
+    """
+    db_path = str(db_path)
+    if STORE == "sqlite":
+        return "sqlite:" + db_path
+    name = _PG_DATABASES.get(db_path)
+    if name is None:
+        name = "mc_" + uid()
+        owner = urllib.parse.unquote(urllib.parse.urlsplit(PG_URL).username or "")
+        pg_admin(f'CREATE DATABASE "{name}"' + (f' OWNER "{owner}"' if owner else ""))
+        _PG_DATABASES[db_path] = name
+    return _pg_url(name)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _drop_pg_databases():
+    yield
+    if STORE == "postgres" and _PG_DATABASES:
+        # Servers are stopped by now; FORCE covers any that a failed test left.
+        pg_admin(*[f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in _PG_DATABASES.values()])
+
+
 def modelcat_bin():
     value = os.environ.get("MODELCAT_BIN", "build/modelcat")
     path = Path(value)
@@ -84,7 +168,7 @@ class ServerProcess:
 
     def __init__(self, db_path, extra_args=(), env=None, migrate=True):
         self.db_path = str(db_path)
-        self.db_url = "sqlite:" + self.db_path
+        self.db_url = store_url(self.db_path)
         self.extra_args = list(extra_args)
         self.env = env
         self.migrate = migrate

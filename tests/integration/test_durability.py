@@ -166,3 +166,95 @@ def test_kill_9_loses_no_acknowledged_write(server_factory):
                 f"run {run['id']} has {len(s.body.get('items', []))} of {SAMPLES_PER_RUN} samples"
     finally:
         c.close()
+
+
+# Concurrent writers of one item: the store serializes them (SQLite's write
+# lock, PostgreSQL's row lock taken before the item is read), so no write is
+# lost, If-Match is checked against the version a write replaces, and a
+# repeated Idempotency-Key creates one run however the requests interleave.
+
+def _together(n, fn):
+    """Run fn(i) in n threads released at the same moment; return the results."""
+    barrier = threading.Barrier(n)
+    results = [None] * n
+
+    def target(i):
+        def run():
+            barrier.wait(10)
+            results[i] = fn(i)
+        return run
+
+    run_threads([target(i) for i in range(n)], timeout=120)
+    return results
+
+
+def test_concurrent_patches_of_one_model_all_apply(server):
+    c = server.client()
+    model = c.create(MODELS, model_body(f"race-org/m-{uid()}"))["id"]
+    c.close()
+    path = f"{MODELS}/{enc(model)}"
+
+    def patcher(n):
+        cc = server.client(timeout=30)
+        try:
+            return [cc.patch(path, {"name": f"w{n}-{i}", "tags": [f"w{n}", f"i{i}"]}).status
+                    for i in range(20)]
+        finally:
+            cc.close()
+
+    statuses = [s for r in _together(6, patcher) for s in r]
+    assert statuses == [200] * len(statuses), sorted(set(statuses))
+    c = server.client()
+    final = c.get(path).body
+    c.close()
+    n, i = final["name"][1:].split("-")
+    assert sorted(final["tags"]) == sorted([f"w{n}", f"i{i}"]), final
+
+
+def test_concurrent_if_match_never_loses_an_update(server):
+    c = server.client()
+    model = c.create(MODELS, model_body(f"race-org/m-{uid()}"))["id"]
+    c.close()
+    path = f"{MODELS}/{enc(model)}"
+
+    def patcher(n):
+        cc = server.client(timeout=30)
+        won = []
+        try:
+            for i in range(20):
+                etag = cc.get(path).headers["etag"]
+                r = cc.patch(path, {"name": f"w{n}-{i}"}, headers={"If-Match": etag})
+                assert r.status in (200, 412), r
+                if r.status == 200:
+                    won.append(etag)
+        finally:
+            cc.close()
+        return won
+
+    won = [e for r in _together(6, patcher) for e in r]
+    assert won, "no conditional PATCH succeeded"
+    assert len(won) == len(set(won)), "two PATCHes succeeded with the same If-Match"
+
+
+def test_concurrent_posts_with_one_idempotency_key_create_one_run(server):
+    c = server.client()
+    model = c.create(MODELS, model_body(f"race-org/m-{uid()}"))["id"]
+    hw = c.create(HW, hardware_body())["id"]
+    c.close()
+    sweep, key = "race-" + uid(), "race-" + uid()
+    body = dict(run_body(model, hw, sweep_id=sweep), samples=_samples(7))
+
+    def poster(n):
+        cc = server.client(timeout=30)
+        try:
+            return cc.post(RUNS, body, headers={"Idempotency-Key": key})
+        finally:
+            cc.close()
+
+    results = _together(8, poster)
+    assert sorted(r.status for r in results) == [200] * 7 + [201], results
+    assert len({r.body["id"] for r in results}) == 1
+    c = server.client()
+    runs, _ = c.list_all(RUNS, {"sweep_id": sweep})
+    c.close()
+    assert ids_of(runs) == [results[0].body["id"]]

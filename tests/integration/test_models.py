@@ -265,6 +265,32 @@ def test_filter_q_searches_id_name_family_description_and_tags(client):
     assert control not in found
 
 
+def test_filter_q_takes_like_metacharacters_literally(client):
+    # q becomes a LIKE pattern with ESCAPE '\'; %, _ and \ in q match only
+    # themselves on every store.
+    token = "lk" + uid()
+    fam = "fam" + token
+    names = {
+        "percent": f"{token} 100% sure",
+        "underscore": f"{token} a_b",
+        "backslash": f"{token} back\\slash",
+        "plain": f"{token} 100 sure ab backslash",
+    }
+    made = {k: client.create(MODELS, model_body(name=v, family=fam))["id"]
+            for k, v in names.items()}
+
+    def q(text):
+        return sorted(ids_for(client, {"q": text, "family": fam}))
+
+    assert q("0% s") == [made["percent"]]
+    assert q("a_b") == [made["underscore"]]
+    assert q("k\\s") == [made["backslash"]]
+    assert q("%") == [made["percent"]]
+    assert q("_") == [made["underscore"]]
+    assert q("\\") == [made["backslash"]]
+    assert q(token) == sorted(made.values())
+
+
 def test_filters_family_license_quantization_are_exact(client):
     fam, lic, qz = "fam" + uid(), "lic-" + uid(), "q" + uid()
     a = client.create(MODELS, model_body(family=fam, license=lic, quantization=qz))["id"]

@@ -871,7 +871,7 @@ static void test_migrate_fresh_store(void **state)
     db_close(db);
     remove_store(path);
     /* Unknown schemes are refused. */
-    assert_int_equal(db_open("postgres://u:p@h/db", &o, &db, &d), ERR_INVAL);
+    assert_int_equal(db_open("mysql://u:p@h/db", &o, &db, &d), ERR_INVAL);
     assert_string_equal(d.field, "db");
     assert_int_equal(db_open("sqlite:", &o, &db, &d), ERR_INVAL);
 }

@@ -45,6 +45,9 @@ fuzz: deps
 bench: deps build
 	@./scripts/install-deps.sh bench
 	bench/api.sh
+	bench/cache.sh
+	bench/client.sh
+	bench/ingest.sh
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

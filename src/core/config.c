@@ -19,7 +19,7 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
     [CFG_LISTEN] = {"listen", CFG_T_STR, "127.0.0.1:8000", 0, 0, NULL, CMD_SERVE,
                     "address:port to listen on (IPv6 as [::1]:8000)"},
     [CFG_DB] = {"db", CFG_T_URL, "sqlite:./var/modelcat.db", 0, 0, NULL, CMD_STORE,
-                "store URL: sqlite:PATH"},
+                "store URL: sqlite:PATH or postgres://user:pass@host:port/db"},
     [CFG_DB_SYNC] = {"db-sync", CFG_T_ENUM, "full", 0, 0, "full|normal", CMD_STORE,
                      "SQLite durability: full fsyncs every commit"},
     [CFG_DB_BUSY_TIMEOUT] = {"db-busy-timeout", CFG_T_INT, "5000", 0, 600000, NULL,

@@ -23,40 +23,52 @@ static const char *const sample_cols[] = {
 #define NSCOL 7
 
 /* Validates samples[i] into p[0..6]. */
-static int check_sample(json_t *s, size_t i, struct db_param *p, struct err_detail *d)
+/* The error of column c of samples[i]: its field name is built only now. */
+static int sample_error(struct err_detail *d, size_t i, int c, const char *what)
 {
     char field[ERR_FIELD_LEN];
+    snprintf(field, sizeof(field), "samples[%zu].%s", i, sample_cols[c]);
+    return err_set(d, ERR_INVAL, field, "%s %s", field, what);
+}
+
+static int check_sample(json_t *s, size_t i, struct db_param *p, struct err_detail *d)
+{
     if (!json_is_object(s))
         return err_set(d, ERR_INVAL, "samples", "samples[%zu] must be an object", i);
-    const char *k;
-    json_t *v;
-    json_object_foreach(s, k, v) {
-        int known = 0;
-        for (int c = 0; c < NSCOL; c++)
-            known |= strcmp(k, sample_cols[c]) == 0;
-        if (!known) {
-            snprintf(field, sizeof(field), "samples[%zu].%.24s", i, k);
-            return err_set(d, ERR_INVAL, field, "unknown field '%.64s'", k);
-        }
-    }
+    /* Every member must be a known column: with all seven looked up below,
+       a count above the known ones present means an unknown member. */
+    size_t present = 0;
     for (int c = 0; c < NSCOL; c++) {
-        v = json_object_get(s, sample_cols[c]);
-        snprintf(field, sizeof(field), "samples[%zu].%s", i, sample_cols[c]);
+        json_t *v = json_object_get(s, sample_cols[c]);
+        present += v != NULL;
         int nullable = c == 2 || c == 3 || c == 6;
         if (!v || json_is_null(v)) {
             if (!nullable)
-                return err_set(d, ERR_INVAL, field, "%s is required", field);
+                return sample_error(d, i, c, "is required");
             p[c] = db_p_null();
         } else if (c == 6) {
             if (!json_is_string(v) || json_string_length(v) > 1024 ||
                 chk_printable(json_string_value(v), json_string_length(v)))
-                return err_set(d, ERR_INVAL, field,
-                               "%s must be a string of at most 1024 characters", field);
+                return sample_error(d, i, c, "must be a string of at most 1024 characters");
             p[c] = db_p_text(json_string_value(v), json_string_length(v));
         } else {
             if (!json_is_integer(v) || json_integer_value(v) < 0)
-                return err_set(d, ERR_INVAL, field, "%s must be an integer >= 0", field);
+                return sample_error(d, i, c, "must be an integer >= 0");
             p[c] = db_p_int(json_integer_value(v));
+        }
+    }
+    if (json_object_size(s) > present) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(s, k, v) {
+            int known = 0;
+            for (int c = 0; c < NSCOL; c++)
+                known |= strcmp(k, sample_cols[c]) == 0;
+            if (!known) {
+                char field[ERR_FIELD_LEN];
+                snprintf(field, sizeof(field), "samples[%zu].%.24s", i, k);
+                return err_set(d, ERR_INVAL, field, "unknown field '%.64s'", k);
+            }
         }
     }
     return 0;

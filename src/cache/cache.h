@@ -32,7 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cache/breaker.h"
+#include "core/breaker.h"
 #include "core/buf.h"
 #include "core/err.h"
 

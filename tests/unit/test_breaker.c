@@ -14,7 +14,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "cache/breaker.h"
+#include "core/breaker.h"
 
 #define SEC 1000000000LL
 

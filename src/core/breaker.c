@@ -3,7 +3,7 @@
  * mutex. The failure ratio is counted over a ring of the last W call
  * outcomes, kept with a running failure count so each report is O(1).
  */
-#include "cache/breaker.h"
+#include "core/breaker.h"
 
 #include <string.h>
 

@@ -21,8 +21,8 @@
  * the breaker opened) is counted where it still makes sense: while open it
  * is ignored; while half-open it only counts if a probe is in flight.
  */
-#ifndef MC_CACHE_BREAKER_H
-#define MC_CACHE_BREAKER_H
+#ifndef MC_CORE_BREAKER_H
+#define MC_CORE_BREAKER_H
 
 #include <pthread.h>
 #include <stdint.h>

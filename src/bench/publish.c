@@ -7,6 +7,7 @@
 #include <curl/curl.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "bench/stats.h"
 #include "core/buf.h"
@@ -104,19 +105,14 @@ static size_t on_data(char *p, size_t size, size_t n, void *arg)
     return size * n;
 }
 
-int bench_publish(const struct bench_catalog *cat, json_t *result, const struct bench_run *run,
-                  const char *idem_key, char id[64], struct err_detail *d)
+/*
+ * One POST of text. Returns 0 with id set, ERR_UNAVAIL when it is worth
+ * retrying (no answer, 5xx, 429), or another error with the catalog's
+ * message.
+ */
+static int post_once(const struct bench_catalog *cat, const char *text, const char *idem_key,
+                     char id[64], struct err_detail *d)
 {
-    json_t *body = bench_publish_body(cat, result, run, 1);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    if (text && strlen(text) > cat->max_body) { /* too big with samples: send without */
-        free(text);
-        json_object_del(body, "samples");
-        text = json_dumps(body, JSON_COMPACT);
-    }
-    json_decref(body);
-    if (!text)
-        return err_set(d, ERR_NOMEM, NULL, "out of memory");
     char url[1024], hdr_key[200], hdr_auth[600];
     snprintf(url, sizeof(url), "%s/api/v1/benchmarks", cat->url);
     snprintf(hdr_key, sizeof(hdr_key), "Idempotency-Key: %s", idem_key);
@@ -153,7 +149,7 @@ int bench_publish(const struct bench_catalog *cat, json_t *result, const struct 
         snprintf(id, 64, "%s", str_or(json_object_get(j, "id"), ""));
     } else {
         json_t *e = json_object_get(j, "error");
-        rc = err_set(d, ERR_IO, str_or(json_object_get(e, "field"), "catalog"),
+        rc = err_set(d, status >= 500 || status == 429 ? ERR_UNAVAIL : ERR_IO, str_or(json_object_get(e, "field"), "catalog"),
                      "catalog answered %ld: %s", status,
                      str_or(json_object_get(e, "message"), "(no message)"));
     }
@@ -163,6 +159,32 @@ out:
         curl_easy_cleanup(c);
     curl_slist_free_all(h);
     buf_free(&resp);
+    return rc;
+}
+
+int bench_publish(const struct bench_catalog *cat, json_t *result, const struct bench_run *run,
+                  const char *idem_key, char id[64], struct err_detail *d)
+{
+    json_t *body = bench_publish_body(cat, result, run, 1);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    if (text && strlen(text) > cat->max_body) { /* too big with samples: send without */
+        free(text);
+        json_object_del(body, "samples");
+        text = json_dumps(body, JSON_COMPACT);
+    }
+    json_decref(body);
+    if (!text)
+        return err_set(d, ERR_NOMEM, NULL, "out of memory");
+    /* Retried with the same Idempotency-Key: the catalog stores the run once. */
+    int rc = ERR_UNAVAIL;
+    for (int attempt = 0; attempt < 4 && rc == ERR_UNAVAIL; attempt++) {
+        if (attempt) {
+            long ms = 250L << (attempt - 1); /* 250 ms, 500 ms, 1 s */
+            struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+        rc = post_once(cat, text, idem_key, id, d);
+    }
     free(text);
     return rc;
 }

@@ -264,3 +264,40 @@ def test_bad_flags_exit_2(tmp_path):
                            timeout=20)
         assert p.returncode == 2, (args, p.stderr)
         assert p.stderr.strip().count("\n") == 0 and "bench" in p.stderr, (args, p.stderr)
+
+
+def test_publish_retries_with_the_same_idempotency_key(tmp_path, sim):
+    """A catalog answering 503 once gets the same run again, same key."""
+    import http.server
+    seen = []
+
+    class Catalog(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.path, self.headers.get("Idempotency-Key"), json.loads(body)))
+            status, out = (503, {"error": {"code": "unavailable", "message": "busy"}}) \
+                if len(seen) == 1 else (201, {"id": "run-1"})
+            data = json.dumps(out).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Catalog)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        p, doc, lines = bench(tmp_path, sim.url, "--num-prompts", "3", "--output-len", "2",
+                              "--catalog", f"http://127.0.0.1:{srv.server_port}",
+                              "--catalog-model", "org/model", "--hardware", "hw")
+    finally:
+        srv.shutdown()
+    assert len(seen) == 2, seen
+    assert seen[0][0] == seen[1][0] == "/api/v1/benchmarks"
+    assert seen[0][1] and seen[0][1] == seen[1][1]
+    assert seen[0][2] == seen[1][2] and seen[0][2]["completed"] == 3
+    assert "published point 0 as run run-1" in p.stderr

@@ -40,6 +40,7 @@ struct bench_load {
     int backend;                  /* enum bench_backend */
     const char *url;              /* the base URL as given */
     int transport_curl;           /* 1: libcurl (https, HTTP/2, proxies); 0: native */
+    const char *cacert;           /* curl: CA bundle to verify https servers, or NULL */
     const char *model;
     int ignore_eos;
     const char *const *headers;   /* extra "Name: value" lines */

@@ -91,6 +91,7 @@ static int verdict(struct xfer *x, CURLcode cc)
     case CURLE_COULDNT_RESOLVE_HOST:
     case CURLE_COULDNT_RESOLVE_PROXY:
     case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION: /* an https server we cannot trust */
         return BENCH_E_CONNECT;
     case CURLE_PARTIAL_FILE:
         return BENCH_E_TRUNCATED;
@@ -226,6 +227,8 @@ static int curl_start(struct client *cl, struct bench_req *r)
     curl_easy_setopt(x->easy, CURLOPT_PRIVATE, x);
     curl_easy_setopt(x->easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L);
+    if (l->cacert)
+        curl_easy_setopt(x->easy, CURLOPT_CAINFO, l->cacert);
     if (l->request_timeout_s > 0)
         curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)(l->request_timeout_s * 1000));
     x->t0 = time_mono_ns();

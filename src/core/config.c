@@ -49,6 +49,11 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                        "seconds a cached response lives (in process and in Redis)"},
     [CFG_CACHE_LEASE_MS] = {"cache-lease-ms", CFG_T_INT, "0", 0, 1000, NULL, CMD_SERVE,
                             "redis: reuse the generation this long; writes wait as long"},
+    /* replicas */
+    [CFG_DB_REPLICAS] = {"db-replicas", CFG_T_URLS, "", 0, 0, NULL, CMD_SERVE,
+                         "read replicas: comma-separated postgres:// URLs (GETs read there)"},
+    [CFG_REPLICA_MAX_LAG] = {"replica-max-lag", CFG_T_DOUBLE, "5", 0.1, 86400, NULL, CMD_SERVE,
+                             "seconds a replica may lag before reads avoid it"},
     /* sim */
     [CFG_SIM_LISTEN] = {"listen", CFG_T_STR, "127.0.0.1:9000", 0, 0, NULL, CMD_SIM,
                         "address:port to listen on (port 0: any free port)", "sim"},
@@ -137,6 +142,8 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                              "largest streamed event accepted, bytes"},
     [CFG_BENCH_TRANSPORT] = {"transport", CFG_T_ENUM, "native", 0, 0, "native|curl",
                              CMD_BENCH, "HTTP client: native (fast) or curl (TLS, HTTP/2)"},
+    [CFG_BENCH_CACERT] = {"cacert", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                          "CA bundle that verifies an https server (curl transport)"},
     [CFG_BENCH_CATALOG] = {"catalog", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
                            "modelcat API to publish each point to, http://host:port"},
     [CFG_BENCH_CATALOG_API_KEY] = {"catalog-api-key", CFG_T_SECRET, "", 0, 0, NULL,
@@ -261,6 +268,7 @@ static int set_value(struct cfg *c, int i, const char *v, enum cfg_source src,
     case CFG_T_STR:
     case CFG_T_SECRET:
     case CFG_T_LIST:
+    case CFG_T_URLS:
         if (strlen(v) > 4096)
             return err_set(d, ERR_INVAL, def->name, "%s: longer than 4096 bytes", label);
         break;
@@ -404,6 +412,24 @@ void cfg_mask_url(char *out, size_t outlen, const char *url)
     snprintf(out, outlen, "%.*s:****%s", (int)(colon - url), url, at);
 }
 
+void cfg_mask_urls(char *out, size_t outlen, const char *urls)
+{
+    size_t len = 0;
+    out[0] = '\0';
+    for (const char *p = urls; *p && len + 1 < outlen;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char one[1024], masked[1024];
+        snprintf(one, sizeof(one), "%.*s", (int)n, p);
+        cfg_mask_url(masked, sizeof(masked), one);
+        int w = snprintf(out + len, outlen - len, "%s%s", masked, comma ? "," : "");
+        if (w < 0)
+            break;
+        len += (size_t)w;
+        p += n + (comma ? 1 : 0);
+    }
+}
+
 void cfg_print(void *fp, const struct cfg *c)
 {
     FILE *f = fp;
@@ -411,6 +437,8 @@ void cfg_print(void *fp, const struct cfg *c)
         char v[512];
         if (cfg_defs[i].type == CFG_T_URL)
             cfg_mask_url(v, sizeof(v), c->str[i]);
+        else if (cfg_defs[i].type == CFG_T_URLS)
+            cfg_mask_urls(v, sizeof(v), c->str[i]);
         else if (cfg_defs[i].type == CFG_T_SECRET)
             snprintf(v, sizeof(v), "%s", *c->str[i] ? "****" : "");
         else if (cfg_defs[i].type == CFG_T_SIZE)

@@ -43,6 +43,9 @@ enum cfg_id {
     CFG_CACHE_BYTES,
     CFG_CACHE_TTL,
     CFG_CACHE_LEASE_MS,
+    /* replicas */
+    CFG_DB_REPLICAS,
+    CFG_REPLICA_MAX_LAG,
     /* sim */
     CFG_SIM_LISTEN,
     CFG_SIM_MODEL,
@@ -87,6 +90,7 @@ enum cfg_id {
     CFG_BENCH_MAX_ERRORS,
     CFG_BENCH_MAX_EVENT,
     CFG_BENCH_TRANSPORT,
+    CFG_BENCH_CACERT,
     CFG_BENCH_CATALOG,
     CFG_BENCH_CATALOG_API_KEY,
     CFG_BENCH_CATALOG_MODEL,
@@ -109,6 +113,7 @@ enum cfg_type {
     CFG_T_DOUBLE,  /* number in [min, max] */
     CFG_T_SECRET,  /* text printed as **** */
     CFG_T_LIST,    /* repeatable flag; values joined with '\n' */
+    CFG_T_URLS,    /* comma-separated URLs; each one's password masked when printed */
 };
 
 struct cfg_def {
@@ -158,5 +163,7 @@ void cfg_print_help(void *f, unsigned cmd);
 void cfg_print(void *f, const struct cfg *c);
 /* Masks the password of a URL like scheme://user:pass@host into out. */
 void cfg_mask_url(char *out, size_t outlen, const char *url);
+/* cfg_mask_url on each URL of a comma-separated list, commas kept. */
+void cfg_mask_urls(char *out, size_t outlen, const char *urls);
 
 #endif

@@ -301,3 +301,58 @@ def test_publish_retries_with_the_same_idempotency_key(tmp_path, sim):
     assert seen[0][1] and seen[0][1] == seen[1][1]
     assert seen[0][2] == seen[1][2] and seen[0][2]["completed"] == 3
     assert "published point 0 as run run-1" in p.stderr
+
+
+def test_curl_transport_over_tls(tmp_path):
+    """--transport curl reaches an https:// server and verifies it with --cacert."""
+    import http.server
+    import ssl
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True,
+                   timeout=60)
+
+    class Engine(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *a):
+            pass
+
+        def do_POST(self):
+            req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            n = req["max_tokens"]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            events = [{"choices": [{"index": 0, "text": f" t{i}"}],
+                       "usage": {"prompt_tokens": 3, "completion_tokens": i + 1}} for i in range(n)]
+            for e in [f"data: {json.dumps(e)}\n\n" for e in events] + ["data: [DONE]\n\n"]:
+                b = e.encode()
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(b), b))
+            self.wfile.write(b"0\r\n\r\n")
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Engine)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    url = f"https://127.0.0.1:{srv.server_port}"
+    try:
+        p, doc, lines = bench(tmp_path, url, "--transport", "curl", "--cacert", str(cert),
+                              "--num-prompts", "4", "--max-concurrency", "1", "--output-len", "5",
+                              "--warmup", "0")
+        assert doc["completed"] == 4 and doc["total_output_tokens"] == 20
+        assert doc["transport"] == "curl"
+        # Without the CA the server is not trusted: every request fails to connect.
+        p, doc, lines = bench(tmp_path, url, "--transport", "curl", "--num-prompts", "2",
+                              "--warmup", "0", check=False)
+        assert p.returncode == 1 and doc["error_counts"]["connect"] == 2, doc["error_counts"]
+        # The native transport refuses https outright.
+        p = subprocess.run([modelcat_bin(), "bench", "--base-url", url], capture_output=True,
+                           text=True, timeout=20)
+        assert p.returncode == 2 and "--transport curl" in p.stderr
+    finally:
+        srv.shutdown()

@@ -141,6 +141,29 @@ int api_conn(struct http_resp *resp, struct db_conn **c)
     return rc;
 }
 
+int api_read_conn(struct http_resp *resp, struct db_conn **c, int attempt)
+{
+    if (attempt > 0)
+        return api_conn(resp, c);
+    struct err_detail d;
+    err_clear(&d);
+    int rc = db_acquire_read(api_db, c, time_mono_ns(), &d);
+    if (rc) {
+        log_warn("api", "store connection failed: %s", d.msg);
+        api_error(resp, 503, "unavailable", NULL, "the store is unavailable");
+        http_resp_header(resp, "Retry-After", "1");
+    }
+    return rc;
+}
+
+int api_read_done(struct db_conn *c, int rc, int attempt)
+{
+    int replica = db_conn_is_replica(c);
+    int failed = db_release_result(api_db, c, rc, time_mono_ns());
+    /* BUSY on a replica: a query cancelled by a conflict with recovery. */
+    return attempt == 0 && (failed || (replica && rc == ERR_BUSY));
+}
+
 /* Media type of a Content-Type value, lowercased, without parameters. */
 static int media_is(const char *ct, const char *want)
 {
@@ -458,11 +481,16 @@ void api_get_item(struct http_req *req, struct http_resp *resp, cat_get_fn get)
     struct db_conn *c;
     struct err_detail d;
     char etag[21];
-    err_clear(&d);
-    if (api_conn(resp, &c))
-        return;
-    int rc = get(c, req->params[0], &resp->body, etag, &d);
-    db_release(api_db, c);
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        err_clear(&d);
+        if (api_read_conn(resp, &c, attempt))
+            return;
+        rc = get(c, req->params[0], &resp->body, etag, &d);
+        if (!api_read_done(c, rc, attempt))
+            break;
+        buf_reset(&resp->body);
+    }
     if (rc)
         api_fail(resp, rc, &d);
     else
@@ -485,7 +513,7 @@ void api_write_item(struct http_req *req, struct http_resp *resp, cat_write_fn w
     }
     int rc = write(c, how, how == CAT_CREATE ? NULL : req->params[0], body,
                    http_header(req, "If-Match"), &resp->body, etag, &d);
-    db_release(api_db, c);
+    (void)db_release_result(api_db, c, rc, time_mono_ns());
     if (!rc)
         api_cache_bump();
     if (rc) {
@@ -507,7 +535,7 @@ void api_delete_item(struct http_req *req, struct http_resp *resp, cat_delete_fn
     if (api_q_bool(req, resp, "cascade", &cascade) || api_conn(resp, &c))
         return;
     int rc = del(c, req->params[0], cascade, http_header(req, "If-Match"), &d);
-    db_release(api_db, c);
+    (void)db_release_result(api_db, c, rc, time_mono_ns());
     if (!rc)
         api_cache_bump();
     if (rc)

@@ -24,8 +24,20 @@ void api_error(struct http_resp *resp, int status, const char *code, const char 
 /* Maps a catalog/store error code to a status and error body. */
 void api_fail(struct http_resp *resp, int rc, const struct err_detail *d);
 
-/* Takes a store connection; on failure writes 503 and returns non-zero. */
+/* Takes a primary store connection (writes); on failure writes 503 and returns non-zero. */
 int api_conn(struct http_resp *resp, struct db_conn **c);
+/*
+ * Connections for GETs, used in a loop:
+ *   for (attempt = 0;; attempt++) { api_read_conn; work; if (!api_read_done) break; reset }
+ * api_read_conn takes a read connection (attempt 0: a healthy replica if
+ * any, else the primary; later attempts: the primary); on failure it writes
+ * 503 and returns non-zero. api_read_done gives the connection back,
+ * reporting rc to the replica's breaker, and returns 1 when a replica failed
+ * on the first attempt: the caller clears its output and runs the read
+ * again on the primary.
+ */
+int api_read_conn(struct http_resp *resp, struct db_conn **c, int attempt);
+int api_read_done(struct db_conn *c, int rc, int attempt);
 
 /*
  * Parses the JSON body of a write: checks Content-Type (415), parses (400)

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/api_int.h"
+#include "core/timeutil.h"
 
 static const char *const list_params[] = {
     "model", "engine", "engine_version", "hardware", "gpu_count", "sweep_id", "dataset", NULL,
@@ -29,16 +30,22 @@ static void list_runs(struct http_req *req, struct http_resp *resp, const char *
     f.hardware = http_query(req, "hardware");
     f.sweep_id = http_query(req, "sweep_id");
     f.dataset = http_query(req, "dataset");
-    if (api_conn(resp, &c))
-        return;
-    int rc = 0;
-    if (model_id) { /* 404 for an unknown model, not an empty list */
-        rc = cat_model_get(c, model_id, &resp->body, etag, &d);
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        if (api_read_conn(resp, &c, attempt))
+            return;
+        rc = 0;
+        if (model_id) { /* 404 for an unknown model, not an empty list */
+            rc = cat_model_get(c, model_id, &resp->body, etag, &d);
+            buf_reset(&resp->body);
+        }
+        if (!rc)
+            rc = cat_run_list(c, &f, &pg, &resp->body, &d);
+        if (!api_read_done(c, rc, attempt))
+            break;
         buf_reset(&resp->body);
+        err_clear(&d);
     }
-    if (!rc)
-        rc = cat_run_list(c, &f, &pg, &resp->body, &d);
-    db_release(api_db, c);
     api_list_done(resp, rc, &d);
 }
 
@@ -80,7 +87,7 @@ void api_runs_create(struct http_req *req, struct http_resp *resp)
     }
     char id[37];
     int rc = cat_run_create(c, body, key, &resp->body, etag, id, &replayed, &d);
-    db_release(api_db, c);
+    (void)db_release_result(api_db, c, rc, time_mono_ns());
     json_decref(body);
     if (!rc && !replayed)
         api_cache_bump();
@@ -116,10 +123,16 @@ void api_runs_samples(struct http_req *req, struct http_resp *resp)
     err_clear(&d);
     const char *accept = http_header(req, "Accept");
     int csv = accept && strstr(accept, "text/csv") != NULL;
-    if (api_conn(resp, &c))
-        return;
-    int rc = cat_run_samples(c, req->params[0], csv, &resp->body, &d);
-    db_release(api_db, c);
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        if (api_read_conn(resp, &c, attempt))
+            return;
+        rc = cat_run_samples(c, req->params[0], csv, &resp->body, &d);
+        if (!api_read_done(c, rc, attempt))
+            break;
+        buf_reset(&resp->body);
+        err_clear(&d);
+    }
     if (rc) {
         api_fail(resp, rc, &d);
         return;

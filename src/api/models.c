@@ -41,10 +41,16 @@ void api_models_list(struct http_req *req, struct http_resp *resp)
         }
         f.tags[f.ntags++] = req->query[i].value;
     }
-    if (api_conn(resp, &c))
-        return;
-    int rc = cat_model_list(c, &f, &pg, &resp->body, &d);
-    db_release(api_db, c);
+    int rc;
+    for (int attempt = 0;; attempt++) {
+        if (api_read_conn(resp, &c, attempt))
+            return;
+        rc = cat_model_list(c, &f, &pg, &resp->body, &d);
+        if (!api_read_done(c, rc, attempt))
+            break;
+        buf_reset(&resp->body);
+        err_clear(&d);
+    }
     api_list_done(resp, rc, &d);
 }
 

@@ -1,6 +1,6 @@
 /*
  * Operational routes: liveness, readiness (store reachable and schema
- * current, plus the response cache's state) and the OpenAPI document,
+ * current, plus the response cache's and the read replicas' state) and the OpenAPI document,
  * embedded at build time.
  */
 #include "api/api_int.h"
@@ -80,6 +80,42 @@ static void readyz_cache(struct jw *w)
     jw_obj_close(w);
 }
 
+/*
+ * "replicas": for each read replica its URL (password masked), breaker
+ * state and transitions, and the last measured lag. A snapshot: reads no
+ * server.
+ */
+static void readyz_replicas(struct jw *w)
+{
+    int64_t mono = time_mono_ns(), wall = time_wall_ms();
+    jw_key(w, "replicas");
+    jw_arr_open(w);
+    for (int i = 0; i < db_replicas(api_db); i++) {
+        struct db_replica_info ri;
+        db_replica_info(api_db, i, &ri);
+        jw_obj_open(w);
+        jw_key(w, "url");
+        jw_cstr(w, ri.url);
+        jw_key(w, "breaker");
+        jw_cstr(w, breaker_name(ri.breaker.state));
+        jw_key(w, "transitions");
+        jw_i64(w, (int64_t)ri.breaker.transitions);
+        jw_key(w, "last_transition");
+        jw_mono_time(w, ri.breaker.last_transition_ns, mono, wall);
+        jw_key(w, "lag_s");
+        if (ri.lag_s < 0)
+            jw_null(w);
+        else
+            jw_num(w, ri.lag_s);
+        jw_key(w, "lagging");
+        jw_bool(w, ri.lagging);
+        jw_key(w, "lag_checked");
+        jw_mono_time(w, ri.lag_checked_ns, mono, wall);
+        jw_obj_close(w);
+    }
+    jw_arr_close(w);
+}
+
 void api_readyz(struct http_req *req, struct http_resp *resp)
 {
     struct db_conn *c;
@@ -109,6 +145,7 @@ void api_readyz(struct http_req *req, struct http_resp *resp)
         jw_cstr(&w, rc ? d.msg : "migrations are not applied; run modelcat migrate");
     }
     readyz_cache(&w);
+    readyz_replicas(&w);
     jw_obj_close(&w);
     resp->status = ready ? 200 : 503;
     resp->content_type = "application/json; charset=utf-8";

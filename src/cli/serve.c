@@ -21,6 +21,31 @@
 #include "db/migrate.h"
 #include "http/http.h"
 
+/* Registers each URL of --db-replicas; logs and returns non-zero on a bad one. */
+static int add_replicas(const struct cfg *c, struct db *db)
+{
+    const char *p = cfg_str(c, CFG_DB_REPLICAS);
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char url[4100], masked[512];
+        struct err_detail d;
+        err_clear(&d);
+        snprintf(url, sizeof(url), "%.*s", (int)n, p);
+        p += n + (comma ? 1 : 0);
+        if (!url[0])
+            continue;
+        cfg_mask_url(masked, sizeof(masked), url);
+        if (db_add_replica(db, url, cfg_double(c, CFG_REPLICA_MAX_LAG), &d)) {
+            log_error("serve", "replica %s: %s", masked, d.msg);
+            return -1;
+        }
+        log_info("serve", "read replica %s (max lag %gs)", masked,
+                 cfg_double(c, CFG_REPLICA_MAX_LAG));
+    }
+    return 0;
+}
+
 int cli_serve(int argc, char **argv)
 {
     struct cfg c;
@@ -61,6 +86,8 @@ int cli_serve(int argc, char **argv)
         }
     }
     if (cli_open_db(&c, threads + 1, &db))
+        goto out;
+    if (add_replicas(&c, db))
         goto out;
     if (db_migrate(db, NULL, &d)) {
         log_error("serve", "migrations failed: %s", d.msg);

@@ -12,15 +12,90 @@
 #include "core/mem.h"
 #include "db/db_int.h"
 
-struct db {
-    const struct db_ops *ops;
-    char *target;           /* sqlite: the path; postgres: the whole URL */
-    struct db_opts opts;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct db_conn *free;   /* idle connections */
-    int open;               /* connections in existence */
-};
+int db__pool_init(struct db_pool *p, const struct db_ops *ops, const char *target,
+                  const struct db_opts *o)
+{
+    memset(p, 0, sizeof(*p));
+    p->ops = ops;
+    p->opts = *o;
+    if (p->opts.max_conns < 1)
+        p->opts.max_conns = 1;
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->cv, NULL);
+    p->target = mem_strdup(target);
+    return p->target ? 0 : ERR_NOMEM;
+}
+
+void db__pool_fini(struct db_pool *p)
+{
+    while (p->free) {
+        struct db_conn *c = p->free;
+        p->free = c->next_free;
+        p->ops->disconnect(c);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->cv);
+    mem_free(p->target);
+}
+
+int db__pool_get(struct db_pool *p, struct db_conn **out, struct err_detail *d)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->free && p->open >= p->opts.max_conns)
+        pthread_cond_wait(&p->cv, &p->mu);
+    struct db_conn *c = p->free;
+    if (c) {
+        p->free = c->next_free;
+        pthread_mutex_unlock(&p->mu);
+        *out = c;
+        return 0;
+    }
+    p->open++;
+    pthread_mutex_unlock(&p->mu);
+    int rc = p->ops->connect(p->target, &p->opts, &c, d);
+    if (rc) {
+        pthread_mutex_lock(&p->mu);
+        p->open--;
+        pthread_cond_signal(&p->cv);
+        pthread_mutex_unlock(&p->mu);
+        return rc;
+    }
+    c->pool = p;
+    *out = c;
+    return 0;
+}
+
+void db__pool_put(struct db_pool *p, struct db_conn *c)
+{
+    if (c->in_tx || c->in_copy)
+        db_rollback(c);
+    pthread_mutex_lock(&p->mu);
+    c->next_free = p->free;
+    p->free = c;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void db__pool_drop(struct db_pool *p, struct db_conn *c)
+{
+    if (c->in_tx || c->in_copy)
+        db_rollback(c);
+    pthread_mutex_lock(&p->mu);
+    struct db_conn *idle = p->free;
+    int n = 1;
+    for (struct db_conn *i = idle; i; i = i->next_free)
+        n++;
+    p->free = NULL;
+    p->open -= n;
+    pthread_cond_broadcast(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+    p->ops->disconnect(c);
+    while (idle) {
+        struct db_conn *next = idle->next_free;
+        p->ops->disconnect(idle);
+        idle = next;
+    }
+}
 
 int db_open(const char *url, const struct db_opts *o, struct db **out,
             struct err_detail *d)
@@ -49,15 +124,10 @@ int db_open(const char *url, const struct db_opts *o, struct db **out,
     struct db *db = mem_calloc(1, sizeof(*db));
     if (!db)
         return err_set(d, ERR_NOMEM, "db", "out of memory");
-    db->ops = ops;
-    db->opts = *o;
-    if (db->opts.max_conns < 1)
-        db->opts.max_conns = 1;
-    db->target = mem_strdup(target);
-    pthread_mutex_init(&db->mu, NULL);
-    pthread_cond_init(&db->cv, NULL);
     struct db_conn *c = NULL;
-    int rc = db->target ? 0 : err_set(d, ERR_NOMEM, "db", "out of memory");
+    int rc = db__pool_init(&db->primary, ops, target, o);
+    if (rc)
+        rc = err_set(d, ERR_NOMEM, "db", "out of memory");
     if (!rc && (rc = db_acquire(db, &c, d)) == 0)
         db_release(db, c);
     if (rc) {
@@ -72,57 +142,24 @@ void db_close(struct db *db)
 {
     if (!db)
         return;
-    while (db->free) {
-        struct db_conn *c = db->free;
-        db->free = c->next_free;
-        db->ops->disconnect(c);
-    }
-    pthread_mutex_destroy(&db->mu);
-    pthread_cond_destroy(&db->cv);
-    mem_free(db->target);
+    db__replicas_free(db);
+    db__pool_fini(&db->primary);
     mem_free(db);
 }
 
 const char *db_backend(const struct db *db)
 {
-    return db->ops->name;
+    return db->primary.ops->name;
 }
 
 int db_acquire(struct db *db, struct db_conn **out, struct err_detail *d)
 {
-    pthread_mutex_lock(&db->mu);
-    while (!db->free && db->open >= db->opts.max_conns)
-        pthread_cond_wait(&db->cv, &db->mu);
-    struct db_conn *c = db->free;
-    if (c) {
-        db->free = c->next_free;
-        pthread_mutex_unlock(&db->mu);
-        *out = c;
-        return 0;
-    }
-    db->open++;
-    pthread_mutex_unlock(&db->mu);
-    int rc = db->ops->connect(db->target, &db->opts, &c, d);
-    if (rc) {
-        pthread_mutex_lock(&db->mu);
-        db->open--;
-        pthread_cond_signal(&db->cv);
-        pthread_mutex_unlock(&db->mu);
-        return rc;
-    }
-    *out = c;
-    return 0;
+    return db__pool_get(&db->primary, out, d);
 }
 
 void db_release(struct db *db, struct db_conn *c)
 {
-    if (c->in_tx || c->in_copy)
-        db_rollback(c);
-    pthread_mutex_lock(&db->mu);
-    c->next_free = db->free;
-    db->free = c;
-    pthread_cond_signal(&db->cv);
-    pthread_mutex_unlock(&db->mu);
+    (void)db_release_result(db, c, 0, c->acquired_ns);
 }
 
 int db_query(struct db_conn *c, const char *sql, const struct db_param *p,

@@ -20,6 +20,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/breaker.h"
 #include "core/err.h"
 
 struct db;
@@ -65,9 +66,70 @@ void db_close(struct db *db);
 /* Backend name: "sqlite" or "postgres". */
 const char *db_backend(const struct db *db);
 
-/* Takes a connection from the pool, opening one if under max_conns, else waits. */
+/*
+ * Takes a connection to the primary from its pool, opening one if under
+ * max_conns, else waits. Writes always go through db_acquire.
+ */
 int db_acquire(struct db *db, struct db_conn **out, struct err_detail *d) MC_WUR;
+/*
+ * Gives back a connection from db_acquire or db_acquire_read (rolling back
+ * an open transaction). A replica's connection counts as a success for its
+ * breaker; use db_release_result to report a failure.
+ */
 void db_release(struct db *db, struct db_conn *c);
+
+/*
+ * Read replicas (db_replica.c). Each replica has a pool of its own (the
+ * primary's db_opts), a circuit breaker (core/breaker.h, default options)
+ * and a lag check: at most once a second per replica, the connection being
+ * handed out runs a query for the replay lag (0 when everything received
+ * is replayed, so an idle primary does not look like lag). A failed check,
+ * or a lag over max_lag_s (which keeps failing until a later check finds
+ * it back under), counts as a breaker failure.
+ *
+ * db_add_replica registers a postgres:// replica (the primary must be
+ * PostgreSQL too) without connecting, so a replica that is down at start
+ * only opens its breaker. Call it before the db is shared between threads.
+ * Returns 0, ERR_INVAL (not PostgreSQL), ERR_RANGE (more than 16) or
+ * ERR_NOMEM.
+ */
+int db_add_replica(struct db *db, const char *url, double max_lag_s,
+                   struct err_detail *d) MC_WUR;
+/* Number of replicas added. */
+int db_replicas(const struct db *db);
+
+/*
+ * Takes a connection for reads: from the next replica in turn (round
+ * robin) whose breaker lets a call through and whose connection and lag
+ * check succeed; a replica that fails here gets a breaker failure and the
+ * next one is tried. With no replica usable it falls back to db_acquire.
+ * Returns 0 and *out, or db_acquire's errors. A replica's data may be up to
+ * max_lag_s old: read-your-writes needs db_acquire.
+ */
+int db_acquire_read(struct db *db, struct db_conn **out, int64_t now_ns,
+                    struct err_detail *d) MC_WUR;
+/*
+ * Gives back c like db_release and reports rc, the outcome of its work, to
+ * the replica's breaker: ERR_UNAVAIL and ERR_IO are failures, anything else
+ * a success. On ERR_UNAVAIL (primary or replica) c and the pool's idle
+ * connections are closed rather than kept, so no later caller trips over a
+ * stale one after a server restart. Returns 1 when c came from a replica
+ * and rc was a failure (the caller may run the read again on the
+ * primary), else 0.
+ */
+int db_release_result(struct db *db, struct db_conn *c, int rc, int64_t now_ns);
+/* 1 when c is a replica's connection. */
+int db_conn_is_replica(const struct db_conn *c);
+
+/* What /readyz shows of replica i (0 <= i < db_replicas). */
+struct db_replica_info {
+    char url[256];              /* password masked */
+    struct breaker_info breaker;
+    double lag_s;               /* last measured lag; < 0 when none yet */
+    int64_t lag_checked_ns;     /* when it was measured (now_ns); 0: never */
+    int lagging;                /* the last check found lag over the max */
+};
+void db_replica_info(struct db *db, int i, struct db_replica_info *out);
 
 /*
  * Runs a statement that returns rows. On 0, *out is positioned before the

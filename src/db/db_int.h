@@ -5,6 +5,9 @@
 #ifndef MC_DB_DB_INT_H
 #define MC_DB_DB_INT_H
 
+#include <pthread.h>
+
+#include "core/breaker.h"
 #include "db/db.h"
 
 struct db_ops {
@@ -44,6 +47,8 @@ struct db_ops {
 struct db_conn {
     const struct db_ops *ops;
     struct db_conn *next_free;  /* pool free list */
+    struct db_pool *pool;       /* the pool it belongs to (set by db.c) */
+    int64_t acquired_ns;        /* replica: now_ns of db_acquire_read */
     int in_tx;
     int in_copy;                /* between db_copy_begin and db_copy_end */
 };
@@ -51,6 +56,54 @@ struct db_conn {
 struct db_rows {
     const struct db_ops *ops;
 };
+
+/* A pool of connections to one server: the primary or one replica (db.c). */
+struct db_pool {
+    const struct db_ops *ops;
+    char *target;               /* sqlite: the path; postgres: the whole URL */
+    struct db_opts opts;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct db_conn *free;       /* idle connections */
+    int open;                   /* connections in existence */
+    struct db_replica *replica; /* NULL for the primary's pool */
+};
+
+/* A read replica (db_replica.c): its pool, breaker and lag check. */
+struct db_replica {
+    struct db_pool pool;
+    struct breaker br;
+    char shown[256];            /* the URL, password masked */
+    double max_lag_s;
+    /* Under pool.mu: */
+    int64_t lag_checked_ns;     /* when the last check began; 0: never */
+    double lag_s;               /* last measured lag; < 0: none yet */
+    int lagging;                /* the last check found lag_s > max_lag_s */
+};
+
+#define DB_MAX_REPLICAS 16
+
+struct db {
+    struct db_pool primary;
+    struct db_replica *replicas[DB_MAX_REPLICAS];
+    int nreplicas;
+    unsigned rr;                /* round-robin counter (atomic) */
+};
+
+/* Pool primitives (db.c): init/fini a pool; take/give back a connection. */
+int db__pool_init(struct db_pool *p, const struct db_ops *ops, const char *target,
+                  const struct db_opts *o);
+void db__pool_fini(struct db_pool *p);
+int db__pool_get(struct db_pool *p, struct db_conn **out, struct err_detail *d);
+void db__pool_put(struct db_pool *p, struct db_conn *c);
+/*
+ * Closes c instead of giving it back, and every idle connection with it:
+ * after a lost server they are all broken, and the next caller should open
+ * a fresh one rather than fail on each stale one in turn.
+ */
+void db__pool_drop(struct db_pool *p, struct db_conn *c);
+/* Frees the replicas (db_replica.c); called by db_close. */
+void db__replicas_free(struct db *db);
 
 extern const struct db_ops db_sqlite_ops;
 extern const struct db_ops db_pg_ops;

@@ -389,7 +389,7 @@ void cfg_print_help(void *fp, unsigned cmd)
         snprintf(flag, sizeof(flag), "--%s%s", def->name,
                  def->type == CFG_T_BOOL ? "" : " V");
         fprintf(f, "  %-24s %s\n  %-24s [%s; default %s", flag, def->help, "",
-                env, def->def ? def->def : "auto");
+                env, !def->def ? "auto" : *def->def ? def->def : "none");
         if (def->type == CFG_T_INT || def->type == CFG_T_SIZE)
             fprintf(f, "; %.0f..%.0f", def->min, def->max);
         if (def->type == CFG_T_DOUBLE)

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "api/api_int.h"
@@ -141,13 +142,46 @@ int api_conn(struct http_resp *resp, struct db_conn **c)
     return rc;
 }
 
+/* Reads go to the primary until then (see api_set_fresh_window). */
+static _Atomic int64_t fresh_until_ns;
+static int64_t fresh_window_ns;
+static _Atomic uint64_t seen_generation;
+
+void api_set_fresh_window(int64_t window_ns)
+{
+    fresh_window_ns = window_ns;
+}
+
+/* A write committed, here or (a new generation) elsewhere: start the window. */
+static void note_write(int64_t now)
+{
+    if (fresh_window_ns > 0)
+        atomic_store(&fresh_until_ns, now + fresh_window_ns);
+}
+
+/* 1 while reads should prefer the primary (see api_set_fresh_window). */
+static int fresh(void)
+{
+    return time_mono_ns() < atomic_load(&fresh_until_ns);
+}
+
+/*
+ * Attempt 0 reads from a replica (the primary right after a write);
+ * attempt 1, after a failure, from the other one: the primary, or a replica
+ * when the primary failed right after a write (availability first).
+ */
 int api_read_conn(struct http_resp *resp, struct db_conn **c, int attempt)
 {
-    if (attempt > 0)
-        return api_conn(resp, c);
     struct err_detail d;
+    int rc = ERR_UNAVAIL;
     err_clear(&d);
-    int rc = db_acquire_read(api_db, c, time_mono_ns(), &d);
+    if ((attempt == 0) == fresh()) {
+        if (db_replicas(api_db) == 0)
+            return api_conn(resp, c);
+        rc = db_acquire(api_db, c, &d); /* the primary, or else a replica below */
+    }
+    if (rc)
+        rc = db_acquire_read(api_db, c, time_mono_ns(), &d);
     if (rc) {
         log_warn("api", "store connection failed: %s", d.msg);
         api_error(resp, 503, "unavailable", NULL, "the store is unavailable");
@@ -160,8 +194,10 @@ int api_read_done(struct db_conn *c, int rc, int attempt)
 {
     int replica = db_conn_is_replica(c);
     int failed = db_release_result(api_db, c, rc, time_mono_ns());
-    /* BUSY on a replica: a query cancelled by a conflict with recovery. */
-    return attempt == 0 && (failed || (replica && rc == ERR_BUSY));
+    /* BUSY on a replica: a query cancelled by a conflict with recovery. A
+       primary that fails during the fresh window: try a replica. */
+    return attempt == 0 && (failed || (replica && rc == ERR_BUSY) ||
+                            (!replica && rc == ERR_UNAVAIL && db_replicas(api_db) > 0));
 }
 
 /* Media type of a Content-Type value, lowercased, without parameters. */
@@ -406,7 +442,13 @@ static void dispatch_cached(const struct http_route *r, struct http_req *req,
         keys[i] = req->query[i].key;
         vals[i] = req->query[i].value;
     }
-    if (req->bad_query || cache_generation(api_cache, now, &gen) ||
+    int have_gen = !req->bad_query && cache_generation(api_cache, now, &gen) == 0;
+    if (have_gen) {
+        uint64_t prev = atomic_exchange(&seen_generation, gen + 1); /* 0: none seen */
+        if (prev && prev != gen + 1)
+            note_write(now); /* another process (or this one) wrote */
+    }
+    if (!have_gen ||
         cache_key(&key, "GET", req->path, req->nquery, keys, vals)) {
         r->handler(req, resp); /* bypass: malformed, too long, or generation unknown */
         http_resp_header(resp, "X-Cache", "miss");
@@ -440,6 +482,7 @@ out:
 void api_cache_bump(void)
 {
     int64_t hold = 0;
+    note_write(time_mono_ns());
     if (!api_cache)
         return;
     if (cache_bump(api_cache, time_mono_ns(), &hold)) {

@@ -16,6 +16,14 @@ struct cache;
  * must outlive the server. Call before the server starts.
  */
 void api_init(struct db *db, struct cache *cache);
+/*
+ * With read replicas: for window_ns after a write — this process's, or
+ * another's seen as a new cache generation — reads go to the primary, so a
+ * replica that has not replayed the write yet serves no page (and the cache
+ * stores none) older than it. Set it to the replicas' allowed lag plus the
+ * lag check's period; 0 (the default) turns it off.
+ */
+void api_set_fresh_window(int64_t window_ns);
 /* Routes req and fills resp (always: errors become JSON error bodies). */
 void api_dispatch(struct http_req *req, struct http_resp *resp);
 /* Fills resp with the error body of a status the server refused itself. */

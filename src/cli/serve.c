@@ -94,6 +94,8 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     api_init(db, cache);
+    if (*cfg_str(&c, CFG_DB_REPLICAS)) /* the allowed lag, plus the lag check's 1 s */
+        api_set_fresh_window((int64_t)((cfg_double(&c, CFG_REPLICA_MAX_LAG) + 1.0) * 1e9));
     struct http_server_opts o = {
         .listen = cfg_str(&c, CFG_LISTEN),
         .threads = threads,

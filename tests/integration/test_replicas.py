@@ -249,3 +249,43 @@ def test_primary_stopped_reads_from_replica(pair, pair_server):
     for hw_id in acked:
         poll(lambda: c.get(f"{HW}/{hw_id}").status == 200, what=f"{hw_id} after the restart")
     assert c.get("/readyz").status == 200
+
+
+def test_reads_right_after_a_write_never_see_an_older_replica(pair):
+    """Replay paused on the replica: a write is still read back at once (the
+    read goes to the primary for the fresh window), also through the cache."""
+    port = urllib.parse.urlsplit(pair.replica_url).port
+
+    def replica_sql(sql):
+        cmd = ["psql", "-X", "-q", "-t", "-v", "ON_ERROR_STOP=1", "-h", pair.dir, "-p",
+               str(port), "-U", "postgres", "-d", "postgres", "-c", sql]
+        if os.getuid() == 0:
+            cmd = ["runuser", "-u", "postgres", "--"] + cmd
+        res = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+        assert res.returncode == 0, res.stderr
+        return res.stdout.strip()
+
+    srv = UrlServer(pair.primary_url, ["--db-replicas", pair.replica_url,
+                                       "--replica-max-lag", "30", "--cache", "local"]).start()
+    c = srv.client()
+    try:
+        body = hardware_body(on_demand_usd_per_hour=1.0)
+        c.create(HW, body)
+        # Freeze the replica: with a 30 s allowed lag it stays "healthy", so
+        # only the fresh window after each write keeps its old rows unread.
+        poll(lambda: c.get(f"{HW}/{body['id']}").status == 200, what="the row on every node")
+        replica_sql("SELECT pg_wal_replay_pause()")
+        try:
+            for price in (2.0, 3.0, 4.0):
+                put = c.put(f"{HW}/{body['id']}", dict(body, on_demand_usd_per_hour=price))
+                assert put.status == 200, put
+                got = c.get(f"{HW}/{body['id']}")
+                assert got.status == 200 and got.body["on_demand_usd_per_hour"] == price, got
+                lst = c.get(HW, params={"limit": 200})
+                mine = [h for h in lst.body["items"] if h["id"] == body["id"]]
+                assert mine and mine[0]["on_demand_usd_per_hour"] == price, mine
+        finally:
+            replica_sql("SELECT pg_wal_replay_resume()")
+    finally:
+        c.close()
+        srv.stop()

@@ -107,6 +107,9 @@ run "c2000-paced-32tok" "--itl-ms 50" --max-concurrency 2000 --num-prompts $((60
 run "inf-c1000-32tok" "--itl-ms 0" --max-concurrency 1000 --num-prompts $((20000 * SCALE)) --output-len 32
 # Few streams, no think time: events coalesce in reads.
 run "c8-fast-256tok" "--itl-ms 0" --max-concurrency 8 --num-prompts $((400 * SCALE)) --output-len 256
+# The sim writes 16 token events per write (--stream-interval): reads carry
+# ~16 events, the coalesced regime.
+run "c64-coalesced-256tok" "--itl-ms 1 --stream-interval 16" --max-concurrency 64 --num-prompts $((2000 * SCALE)) --output-len 256
 # One-token responses: the per-request cost.
 run "c64-1tok" "--itl-ms 0" --max-concurrency 64 --num-prompts $((20000 * SCALE)) --output-len 1
 echo

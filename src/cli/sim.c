@@ -35,6 +35,7 @@ int cli_sim(int argc, char **argv)
         .stall_rate = cfg_double(&c, CFG_SIM_STALL_RATE),
         .stall_ms = (int)cfg_int(&c, CFG_SIM_STALL_MS),
         .drop_rate = cfg_double(&c, CFG_SIM_DROP_RATE),
+        .stream_interval = (int)cfg_int(&c, CFG_SIM_STREAM_INTERVAL),
         .truth_path = truth && *truth ? truth : NULL,
     };
     if (!*o.model) {

@@ -82,6 +82,8 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                           "length of an injected stall, ms"},
     [CFG_SIM_DROP_RATE] = {"drop-rate", CFG_T_DOUBLE, "0", 0, 1, NULL, CMD_SIM,
                            "share of requests whose connection closes after half the tokens"},
+    [CFG_SIM_STREAM_INTERVAL] = {"stream-interval", CFG_T_INT, "1", 1, 1024, NULL, CMD_SIM,
+                                 "tokens per write of a stream (as vLLM's --stream-interval)"},
     [CFG_SIM_TRUTH] = {"truth", CFG_T_STR, "", 0, 0, NULL, CMD_SIM,
                        "write one JSON line per request to this file (ground truth)"},
     /* bench */

@@ -61,6 +61,7 @@ enum cfg_id {
     CFG_SIM_STALL_MS,
     CFG_SIM_DROP_RATE,
     CFG_SIM_TRUTH,
+    CFG_SIM_STREAM_INTERVAL,
     /* bench */
     CFG_BENCH_BACKEND,
     CFG_BENCH_BASE_URL,

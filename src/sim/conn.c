@@ -398,6 +398,7 @@ struct sim_conn *sim__conn_accept(struct sim_server *s, int fd)
     c->srv = s;
     c->fd = fd;
     buf_init(&c->in, IN_MAX);
+    buf_init(&c->held, (size_t)8 << 20);
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -425,5 +426,6 @@ void sim__conn_free(struct sim_conn *c, const char *reason)
         evbuffer_free(c->backlog);
     close(c->fd);
     buf_free(&c->in);
+    buf_free(&c->held);
     mem_free(c);
 }

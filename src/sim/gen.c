@@ -113,9 +113,8 @@ static size_t ev_open(struct sim_conn *c, struct buf *b)
     return c->chunked ? sim__chunk_open(b) : (size_t)-1;
 }
 
-static int send_out(struct sim_conn *c)
+static int send_buf(struct sim_conn *c, struct buf *b)
 {
-    struct buf *b = &c->srv->out;
     if (buf_err(b)) {
         log_warn("sim", "response over %zu bytes; closing the connection", b->max);
         sim__conn_free(c, "too_large");
@@ -154,7 +153,7 @@ static void full_reply(struct sim_conn *c, int64_t now)
     r->written = r->seq.out_target;
     r->first_mark = r->last_mark = c->queued + b->len;
     count_done(s, r, now);
-    if (send_out(c) == 0)
+    if (send_buf(c, &c->srv->out) == 0)
         finish(c);
 }
 
@@ -177,13 +176,20 @@ static void tail(struct sim_conn *c, struct buf *b, int done)
         buf_append(b, "0\r\n\r\n", 5);
 }
 
+/*
+ * Renders token i as an event and writes it; with --stream-interval K the
+ * events are held and written K at a time (and at the end), as an engine
+ * with a stream interval does, so a client reads several per read.
+ */
 static void stream_token(struct sim_conn *c, int64_t i, int last, int64_t now)
 {
     struct sim_server *s = c->srv;
     struct sim__req *r = &c->req;
-    struct buf *b = &s->out;
+    int k = s->o->stream_interval > 1 ? s->o->stream_interval : 1;
+    struct buf *b = k > 1 ? &c->held : &s->out;
     size_t at;
-    buf_reset(b);
+    if (k == 1)
+        buf_reset(b);
     if (r->out.api == SIM_API_CHAT && i == 0) {
         at = ev_open(c, b);
         sim__render_role(b, &r->out);
@@ -192,18 +198,26 @@ static void stream_token(struct sim_conn *c, int64_t i, int last, int64_t now)
     at = ev_open(c, b);
     sim__render_token(b, &r->out, i, last);
     sim__chunk_close(b, at);
-    uint64_t end = c->queued + b->len;
     r->written++;
     r->last_write_ns = now;
-    if (i == 0)
+    c->held_first |= i == 0;
+    if (!last && r->written % k != 0)
+        return; /* held until K events (or the last) */
+    uint64_t end = c->queued + b->len;
+    if (c->held_first)
         r->first_mark = end;
+    c->held_first = 0;
     r->last_mark = end; /* last_ns: the latest content event handed over */
     if (last) {
         r->complete = 1;
         tail(c, b, 1);
         count_done(s, r, now);
     }
-    if (send_out(c) == 0 && last)
+    if (send_buf(c, b) != 0)
+        return; /* c is gone */
+    if (k > 1)
+        buf_reset(b);
+    if (last)
         finish(c);
 }
 
@@ -230,7 +244,7 @@ static void strike(struct sim_conn *c, int64_t now)
     sim__chunk_close(b, at);
     tail(c, b, 0);
     r->complete = 1;
-    if (send_out(c) == 0)
+    if (send_buf(c, &c->srv->out) == 0)
         finish(c);
 }
 
@@ -300,6 +314,8 @@ void sim__gen_start(struct sim_conn *c, int api, int stream, const char *body, s
     struct sim_server *s = c->srv;
     struct sim__req *r = &c->req;
     memset(r, 0, sizeof(*r));
+    buf_reset(&c->held); /* events a fault cut off from the last response */
+    c->held_first = 0;
     c->active = 1;
     r->endpoint = endpoint_of(api, stream == 1);
     r->arrival_ns = now;
@@ -338,7 +354,7 @@ void sim__gen_start(struct sim_conn *c, int api, int stream, const char *body, s
         buf_reset(b);
         sim__conn_head(c, b, 200, "text/event-stream; charset=utf-8", -1);
         r->status = 200;
-        if (send_out(c))
+        if (send_buf(c, &c->srv->out))
             return;
     }
     s->met.prompt_tokens += (uint64_t)p.prompt_tokens;
@@ -373,6 +389,6 @@ void sim__gen_keepalive(struct sim_server *s, int64_t now)
         buf_puts(b, ":\n\n");
         sim__chunk_close(b, at);
         r->last_write_ns = now;
-        send_out(c); /* on failure c is gone; next was saved */
+        send_buf(c, &c->srv->out); /* on failure c is gone; next was saved */
     }
 }

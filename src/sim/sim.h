@@ -32,6 +32,7 @@ struct sim_opts {
     int stall_ms;               /* length of an injected stall */
     double drop_rate;           /* probability of a connection closed mid-stream */
     const char *truth_path;     /* JSON-lines ground truth file, or NULL */
+    int stream_interval;        /* token events per write of a stream (>= 1) */
 };
 
 /*

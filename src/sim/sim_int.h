@@ -281,6 +281,8 @@ struct sim_conn {
     struct event *rev, *wev;
     struct evbuffer *backlog; /* output write(2) did not take; NULL until needed */
     struct buf in;
+    struct buf held;          /* token events not yet written (--stream-interval) */
+    int held_first;           /* held holds the first token */
     struct sim__head head;
     int state;
     int chunked;              /* the response in progress is chunked */

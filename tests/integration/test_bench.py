@@ -356,3 +356,20 @@ def test_curl_transport_over_tls(tmp_path):
         assert p.returncode == 2 and "--transport curl" in p.stderr
     finally:
         srv.shutdown()
+
+
+def test_coalesced_events_are_all_counted(tmp_path):
+    """With the sim writing 8 events per write, reads carry several events;
+    every token is still counted and timed per request."""
+    s = Sim(tmp_path, "--itl-ms", "2", "--stream-interval", "8", "--seed", "3")
+    try:
+        p, doc, lines = bench(tmp_path, s.url, "--num-prompts", "20", "--max-concurrency", "4",
+                              "--output-len", "20", "--ignore-eos", "--seed", "4")
+        truth = s.truth_rows()
+    finally:
+        s.stop()
+    assert doc["completed"] == 20 and doc["total_output_tokens"] == 400
+    assert doc["events_per_read"] > 3, doc["events_per_read"]
+    for x in lines:
+        assert x["output_tokens"] == truth[x["request_id"]]["output_tokens"] == 20
+        assert x["events"] == 20

@@ -74,6 +74,13 @@ static inline const char *http_header(const struct http_req *r, const char *name
 }
 /* Value of the first query argument named key, or NULL. */
 const char *http_query(const struct http_req *r, const char *key);
+/*
+ * Adds one raw query argument (value NULL when it had no '='): decodes
+ * both ('+' is a space), requires valid UTF-8 without NUL, and stores
+ * copies in r (freed with the request). Returns 1, or 0 with r->bad_query
+ * set when the argument is malformed or r is full.
+ */
+int http_query_add(struct http_req *r, const char *key, const char *value);
 
 /* --- router --- */
 

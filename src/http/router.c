@@ -116,6 +116,28 @@ void http_resp_header(struct http_resp *r, const char *name, const char *fmt, ..
     r->nhdr++;
 }
 
+int http_query_add(struct http_req *r, const char *key, const char *value)
+{
+    if (r->nquery >= HTTP_MAX_QUERY) {
+        r->bad_query = "query";
+        return 0;
+    }
+    size_t kl = strlen(key), vl = value ? strlen(value) : 0;
+    char *k = mem_malloc(kl + 1), *v = mem_malloc(vl + 1);
+    if (!k || !v || codec_pct_decode(key, kl, k, 1) < 0 ||
+        codec_pct_decode(value ? value : "", vl, v, 1) < 0 ||
+        !codec_utf8_valid(k, strlen(k)) || !codec_utf8_valid(v, strlen(v))) {
+        mem_free(k);
+        mem_free(v);
+        r->bad_query = "query";
+        return 0;
+    }
+    r->query[r->nquery].key = k;
+    r->query[r->nquery].value = v;
+    r->nquery++;
+    return 1;
+}
+
 const char *http_query(const struct http_req *r, const char *key)
 {
     for (int i = 0; i < r->nquery; i++)

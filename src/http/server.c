@@ -58,26 +58,8 @@ static size_t unescape_identity(void *cls, struct MHD_Connection *c, char *s)
 static enum MHD_Result collect_arg(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value)
 {
-    struct http_req *r = cls;
     (void)kind;
-    if (r->nquery >= HTTP_MAX_QUERY) {
-        r->bad_query = "query";
-        return MHD_NO;
-    }
-    size_t kl = strlen(key), vl = value ? strlen(value) : 0;
-    char *k = mem_malloc(kl + 1), *v = mem_malloc(vl + 1);
-    if (!k || !v || codec_pct_decode(key, kl, k, 1) < 0 ||
-        codec_pct_decode(value ? value : "", vl, v, 1) < 0 ||
-        !codec_utf8_valid(k, strlen(k)) || !codec_utf8_valid(v, strlen(v))) {
-        mem_free(k);
-        mem_free(v);
-        r->bad_query = "query";
-        return MHD_NO;
-    }
-    r->query[r->nquery].key = k;
-    r->query[r->nquery].value = v;
-    r->nquery++;
-    return MHD_YES;
+    return http_query_add(cls, key, value) ? MHD_YES : MHD_NO;
 }
 
 static void free_req(struct conn_req *cr)

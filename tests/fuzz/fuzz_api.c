@@ -12,7 +12,7 @@
  *   LF
  *   body                         the rest, as bytes
  * The query is split and decoded as the server does it (libmicrohttpd's
- * splitting, then server.c's collect_arg; the same code as fuzz_query).
+ * splitting, then http_query_add, which server.c's collect_arg calls).
  *
  * After a write that succeeded the store is reloaded, so every input starts
  * from the same catalog (up to run ids, which are random).
@@ -59,27 +59,10 @@ static const char *get_header(const struct http_req *r, const char *name)
     return NULL;
 }
 
-/* --- the same as fuzz_query.c: collect_arg of server.c --- */
+/* server.c's collect_arg: the real http_query_add. */
 static int collect_arg(struct http_req *r, const char *key, const char *value)
 {
-    if (r->nquery >= HTTP_MAX_QUERY) {
-        r->bad_query = "query";
-        return 0;
-    }
-    size_t kl = strlen(key), vl = value ? strlen(value) : 0;
-    char *k = mem_malloc(kl + 1), *v = mem_malloc(vl + 1);
-    if (!k || !v || codec_pct_decode(key, kl, k, 1) < 0 ||
-        codec_pct_decode(value ? value : "", vl, v, 1) < 0 ||
-        !codec_utf8_valid(k, strlen(k)) || !codec_utf8_valid(v, strlen(v))) {
-        mem_free(k);
-        mem_free(v);
-        r->bad_query = "query";
-        return 0;
-    }
-    r->query[r->nquery].key = k;
-    r->query[r->nquery].value = v;
-    r->nquery++;
-    return 1;
+    return http_query_add(r, key, value);
 }
 
 static void unescape_plus(char *s)

@@ -1,14 +1,14 @@
 /*
  * Fuzz target: query strings.
  *
- * http/server.c collects query arguments in a static callback (collect_arg)
- * that libmicrohttpd calls for each argument, so this target reproduces the
- * whole path outside the server:
+ * http/server.c hands each argument libmicrohttpd splits off to
+ * http_query_add, so this target reproduces the whole path outside the
+ * server:
  *  1. libmicrohttpd 0.9.75's splitting (MHD_parse_arguments_): on '&', then
  *     on the first '=', a literal '+' turned into ' ' (MHD_unescape_plus),
  *     the URL unescaper being the identity (server.c installs one), and an
  *     argument without '=' passed with a NULL value;
- *  2. collect_arg, copied from server.c: strict percent-decoding with
+ *  2. http_query_add (http/router.c): strict percent-decoding with
  *     plus_space, UTF-8 check, at most HTTP_MAX_QUERY arguments, else
  *     bad_query;
  *  3. the readers of the filled struct http_req: http_query, and the API's
@@ -41,28 +41,10 @@
         }                                                                        \
     } while (0)
 
-/* --- a copy of collect_arg (http/server.c), minus the MHD types --- */
+/* server.c's collect_arg: the real http_query_add. */
 static int collect_arg(void *cls, const char *key, const char *value)
 {
-    struct http_req *r = cls;
-    if (r->nquery >= HTTP_MAX_QUERY) {
-        r->bad_query = "query";
-        return 0;
-    }
-    size_t kl = strlen(key), vl = value ? strlen(value) : 0;
-    char *k = mem_malloc(kl + 1), *v = mem_malloc(vl + 1);
-    if (!k || !v || codec_pct_decode(key, kl, k, 1) < 0 ||
-        codec_pct_decode(value ? value : "", vl, v, 1) < 0 ||
-        !codec_utf8_valid(k, strlen(k)) || !codec_utf8_valid(v, strlen(v))) {
-        mem_free(k);
-        mem_free(v);
-        r->bad_query = "query";
-        return 0;
-    }
-    r->query[r->nquery].key = k;
-    r->query[r->nquery].value = v;
-    r->nquery++;
-    return 1;
+    return http_query_add(cls, key, value);
 }
 
 static void unescape_plus(char *s)

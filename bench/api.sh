@@ -59,22 +59,7 @@ case "$WARMUP" in '' | *[!0-9]*) die "WARMUP must be an integer >= 0 (got '$WARM
 [ "$MODELS" -gt 500 ] || die "MODELS must be > 500 (the item route fetches model-0500)"
 [ "$MODELS" -le 10000 ] || die "MODELS must be <= 10000 (ids have four digits)"
 
-# The binary: MODELCAT_BIN is taken relative to the caller's directory, the
-# default relative to the repository root (so the script runs from anywhere).
-if [ -n "${MODELCAT_BIN:-}" ]; then
-    BIN=$MODELCAT_BIN
-    case "$BIN" in
-    */*) ;;
-    *) BIN=$(command -v -- "$BIN" || true) ;;
-    esac
-else
-    BIN=$repo/build/modelcat
-fi
-if [ -z "$BIN" ] || [ ! -f "$BIN" ] || [ ! -x "$BIN" ]; then
-    die "modelcat binary not found or not executable: '${MODELCAT_BIN:-$repo/build/modelcat}'
-  build it first (e.g. cmake -B build && cmake --build build) or set MODELCAT_BIN"
-fi
-case "$BIN" in /*) ;; *) BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN") ;; esac
+resolve_bin "$repo"
 
 for tool in wrk nginx curl python3; do
     command -v "$tool" >/dev/null 2>&1 ||

@@ -65,20 +65,7 @@ case "$WARMUP" in '' | *[!0-9]*) die "WARMUP must be an integer >= 0 (got '$WARM
 [ "$MODELS" -ge 50 ] || die "MODELS must be >= 50 (the list route fetches 50)"
 [ "$MODELS" -le 10000 ] || die "MODELS must be <= 10000 (ids have four digits)"
 
-if [ -n "${MODELCAT_BIN:-}" ]; then
-    BIN=$MODELCAT_BIN
-    case "$BIN" in
-    */*) ;;
-    *) BIN=$(command -v -- "$BIN" || true) ;;
-    esac
-else
-    BIN=$repo/build/modelcat
-fi
-if [ -z "$BIN" ] || [ ! -f "$BIN" ] || [ ! -x "$BIN" ]; then
-    die "modelcat binary not found or not executable: '${MODELCAT_BIN:-$repo/build/modelcat}'
-  build it first (e.g. cmake -B build && cmake --build build) or set MODELCAT_BIN"
-fi
-case "$BIN" in /*) ;; *) BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN") ;; esac
+resolve_bin "$repo"
 
 for tool in wrk nginx curl python3 redis-server redis-cli; do
     command -v "$tool" >/dev/null 2>&1 ||

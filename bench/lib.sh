@@ -142,3 +142,23 @@ EOF
     ngx_pid=$!
     wait_http "http://127.0.0.1:$ngx_port$7" "$ngx_pid" nginx "$ngx_dir/error.log"
 }
+
+# resolve_bin REPO: sets BIN to the absolute path of the modelcat binary.
+# MODELCAT_BIN is taken relative to the caller's directory (or looked up on
+# PATH); the default is REPO/build/modelcat, so the scripts run from anywhere.
+resolve_bin() {
+    if [ -n "${MODELCAT_BIN:-}" ]; then
+        BIN=$MODELCAT_BIN
+        case "$BIN" in
+        */*) ;;
+        *) BIN=$(command -v -- "$BIN" || true) ;;
+        esac
+    else
+        BIN=$1/build/modelcat
+    fi
+    if [ -z "$BIN" ] || [ ! -f "$BIN" ] || [ ! -x "$BIN" ]; then
+        die "modelcat binary not found or not executable: '${MODELCAT_BIN:-$1/build/modelcat}'
+  build it first (e.g. cmake -B build && cmake --build build) or set MODELCAT_BIN"
+    fi
+    case "$BIN" in /*) ;; *) BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN") ;; esac
+}

@@ -31,6 +31,18 @@ static void jw_mono_time(struct jw *w, int64_t mono_ns, int64_t now_mono, int64_
         jw_cstr(w, ts);
 }
 
+/* "breaker", "transitions", "last_transition" of a circuit breaker. */
+static void breaker_members(struct jw *w, const struct breaker_info *b, int64_t mono,
+                            int64_t wall)
+{
+    jw_key(w, "breaker");
+    jw_cstr(w, breaker_name(b->state));
+    jw_key(w, "transitions");
+    jw_i64(w, (int64_t)b->transitions);
+    jw_key(w, "last_transition");
+    jw_mono_time(w, b->last_transition_ns, mono, wall);
+}
+
 /*
  * "cache": backend, generation, counters; for Redis the breaker's state,
  * its transitions and the last error. Reads no server: a snapshot.
@@ -66,12 +78,7 @@ static void readyz_cache(struct jw *w)
     if (st.has_breaker) {
         jw_key(w, "lease_ms");
         jw_i64(w, st.lease_ms);
-        jw_key(w, "breaker");
-        jw_cstr(w, breaker_name(st.breaker.state));
-        jw_key(w, "transitions");
-        jw_i64(w, (int64_t)st.breaker.transitions);
-        jw_key(w, "last_transition");
-        jw_mono_time(w, st.breaker.last_transition_ns, mono, wall);
+        breaker_members(w, &st.breaker, mono, wall);
         jw_key(w, "last_error");
         jw_cstr(w, st.last_error[0] ? st.last_error : NULL);
         jw_key(w, "last_error_at");
@@ -96,12 +103,7 @@ static void readyz_replicas(struct jw *w)
         jw_obj_open(w);
         jw_key(w, "url");
         jw_cstr(w, ri.url);
-        jw_key(w, "breaker");
-        jw_cstr(w, breaker_name(ri.breaker.state));
-        jw_key(w, "transitions");
-        jw_i64(w, (int64_t)ri.breaker.transitions);
-        jw_key(w, "last_transition");
-        jw_mono_time(w, ri.breaker.last_transition_ns, mono, wall);
+        breaker_members(w, &ri.breaker, mono, wall);
         jw_key(w, "lag_s");
         if (ri.lag_s < 0)
             jw_null(w);

@@ -26,7 +26,7 @@
 #include "bench/arrival.h"
 #include "core/mem.h"
 
-/* The longest JSONL line: a 1 MiB prompt written as \uXXXX escapes, and room. */
+/* The longest JSONL line: a 1 MiB prompt written as six-byte \u escapes, and room. */
 #define JSONL_LINE_MAX ((size_t)8 << 20)
 
 /* Separate random streams for datasets and arrivals seeded with one number. */

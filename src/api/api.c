@@ -47,6 +47,7 @@ static const struct http_route routes[] = {
     {HTTP_GET, "/api/v1/benchmarks/{id}", api_runs_get},
     {HTTP_DELETE, "/api/v1/benchmarks/{id}", api_runs_delete},
     {HTTP_GET, "/api/v1/benchmarks/{id}/samples", api_runs_samples},
+    {HTTP_GET, "/api/v1/benchmarks/{id}/gpu-samples", api_runs_gpu_samples},
 };
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
 

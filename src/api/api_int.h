@@ -100,6 +100,7 @@ void api_runs_create(struct http_req *, struct http_resp *);
 void api_runs_get(struct http_req *, struct http_resp *);
 void api_runs_delete(struct http_req *, struct http_resp *);
 void api_runs_samples(struct http_req *, struct http_resp *);
+void api_runs_gpu_samples(struct http_req *, struct http_resp *);
 void api_healthz(struct http_req *, struct http_resp *);
 void api_readyz(struct http_req *, struct http_resp *);
 void api_openapi(struct http_req *, struct http_resp *);

@@ -116,7 +116,7 @@ void api_runs_delete(struct http_req *req, struct http_resp *resp)
     api_delete_item(req, resp, delete_run);
 }
 
-void api_runs_samples(struct http_req *req, struct http_resp *resp)
+static void run_series(struct http_req *req, struct http_resp *resp, enum cat_series which)
 {
     struct db_conn *c;
     struct err_detail d;
@@ -127,7 +127,7 @@ void api_runs_samples(struct http_req *req, struct http_resp *resp)
     for (int attempt = 0;; attempt++) {
         if (api_read_conn(resp, &c, attempt))
             return;
-        rc = cat_run_samples(c, req->params[0], csv, &resp->body, &d);
+        rc = cat_run_series(c, req->params[0], which, csv, &resp->body, &d);
         if (!api_read_done(c, rc, attempt))
             break;
         buf_reset(&resp->body);
@@ -139,4 +139,14 @@ void api_runs_samples(struct http_req *req, struct http_resp *resp)
     }
     resp->status = 200;
     resp->content_type = csv ? "text/csv; charset=utf-8" : "application/json; charset=utf-8";
+}
+
+void api_runs_samples(struct http_req *req, struct http_resp *resp)
+{
+    run_series(req, resp, CAT_SERIES_REQUESTS);
+}
+
+void api_runs_gpu_samples(struct http_req *req, struct http_resp *resp)
+{
+    run_series(req, resp, CAT_SERIES_GPU);
 }

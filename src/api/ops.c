@@ -3,6 +3,8 @@
  * current, plus the response cache's and the read replicas' state) and the OpenAPI document,
  * embedded at build time.
  */
+#include <string.h>
+
 #include "api/api_int.h"
 #include "cache/cache.h"
 #include "core/jw.h"
@@ -125,9 +127,13 @@ void api_readyz(struct http_req *req, struct http_resp *resp)
     int version = 0, rc;
     (void)req;
     err_clear(&d);
+    struct cat_series_info si;
+    memset(&si, 0, sizeof(si));
     rc = db_acquire(api_db, &c, &d);
     if (!rc) {
         rc = db_schema_version(c, &version, &d);
+        if (!rc && version >= db_schema_latest())
+            rc = cat_series_info(c, api_db, &si, &d);
         db_release(api_db, c);
     }
     int ready = !rc && version >= db_schema_latest();
@@ -145,6 +151,20 @@ void api_readyz(struct http_req *req, struct http_resp *resp)
     if (!ready) {
         jw_key(&w, "detail");
         jw_cstr(&w, rc ? d.msg : "migrations are not applied; run modelcat migrate");
+    }
+    if (si.kind[0]) {
+        jw_key(&w, "timeseries");
+        jw_obj_open(&w);
+        jw_key(&w, "kind");
+        jw_cstr(&w, si.kind);
+        jw_key(&w, "partitions");
+        jw_obj_open(&w);
+        jw_key(&w, "samples");
+        jw_i64(&w, si.partitions[0]);
+        jw_key(&w, "gpu_samples");
+        jw_i64(&w, si.partitions[1]);
+        jw_obj_close(&w);
+        jw_obj_close(&w);
     }
     readyz_cache(&w);
     readyz_replicas(&w);

@@ -100,9 +100,34 @@ int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key,
                    struct err_detail *d) MC_WUR;
 int cat_run_delete(struct db_conn *c, const char *id, const char *if_match,
                    struct err_detail *d) MC_WUR;
-/* Samples of a run as {"items":[...]} or, with csv, CSV with a header row. */
-int cat_run_samples(struct db_conn *c, const char *id, int csv,
-                    struct buf *out, struct err_detail *d) MC_WUR;
+enum cat_series {
+    CAT_SERIES_REQUESTS, /* per-request samples */
+    CAT_SERIES_GPU,      /* GPU samples */
+};
+/*
+ * A time series of run id as {"items":[...]} or, with csv, CSV with a
+ * header row, appended to out. ERR_NOTFOUND when there is no such run.
+ */
+int cat_run_series(struct db_conn *c, const char *id, enum cat_series which, int csv,
+                   struct buf *out, struct err_detail *d) MC_WUR;
+
+/*
+ * Makes the partitions of the time-series tables for the months from
+ * now_ms to months_ahead months later, where the store partitions them
+ * (PostgreSQL); rows of those months waiting in the default partition
+ * move in. Returns 0, or the store's error. Safe to run from several
+ * servers at once.
+ */
+int cat_series_maintain(struct db *db, int64_t now_ms, int months_ahead,
+                        struct err_detail *d) MC_WUR;
+
+struct cat_series_info {
+    char kind[16];         /* "partitioned", "timescaledb" or "table" */
+    int64_t partitions[2]; /* partitions of samples and of gpu_samples */
+};
+/* How the store keeps the series (for /readyz). */
+int cat_series_info(struct db_conn *c, const struct db *db, struct cat_series_info *out,
+                    struct err_detail *d) MC_WUR;
 
 /*
  * Cost of one million output tokens in USD, from an instance price:

@@ -59,6 +59,7 @@ static const struct fld run_fields[] = {
     {"sample_count", FK_INT, FF_SERVER, 0, 0, NULL, 0},
     {"created_at", FK_TIME, FF_SERVER, 0, 0, NULL, 0},
     {"samples", FK_TEXT, FF_NOCOL, 0, 0, NULL, 0},
+    {"gpu_samples", FK_TEXT, FF_NOCOL, 0, 0, NULL, 0},
 };
 #define NRUNF ((int)(sizeof(run_fields) / sizeof(run_fields[0])))
 _Static_assert(METRIC_LAST - METRIC_FIRST + 1 == 9 + 28, "summary metric range");

@@ -1,7 +1,8 @@
 /*
  * Creation of benchmark runs (one transaction: the run, its per-request
- * samples, bulk-loaded, and its idempotency key; run again when it met a
- * concurrent writer on PostgreSQL) and the samples export as JSON or CSV.
+ * samples and GPU samples, bulk-loaded, and its idempotency key; run again
+ * when it met a concurrent writer on PostgreSQL). Reading the series back
+ * is series.c's.
  */
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -15,6 +16,9 @@
 #define MAX_SAMPLES 1000000
 
 extern struct resource cat_runs;
+
+int cat__gpu_samples_insert(struct db_conn *c, const char *run_id, json_t *arr,
+                            struct err_detail *d);
 
 static const char *const sample_cols[] = {
     "scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns",
@@ -103,22 +107,24 @@ static int must_exist(struct db_conn *c, const char *sql, const struct db_param 
     return rc;
 }
 
-static int insert_samples(struct db_conn *c, const char *run_id, json_t *samples,
+/* The samples are stored at their run's time, ts: see migrations/0002. */
+static int insert_samples(struct db_conn *c, const char *run_id, int64_t ts, json_t *samples,
                           struct err_detail *d)
 {
-    static const char *const cols[2 + NSCOL] = {
-        "run_id", "idx", "scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns",
+    static const char *const cols[3 + NSCOL] = {
+        "run_id", "ts", "idx", "scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns",
         "input_tokens", "output_tokens", "error",
     };
-    struct db_param p[2 + NSCOL];
+    struct db_param p[3 + NSCOL];
     size_t n = json_array_size(samples);
     if (n == 0)
         return 0;
     p[0] = db_p_text(run_id, strlen(run_id));
-    int rc = db_copy_begin(c, "samples", cols, 2 + NSCOL, d);
+    p[1] = db_p_int(ts);
+    int rc = db_copy_begin(c, "samples", cols, 3 + NSCOL, d);
     for (size_t i = 0; !rc && i < n; i++) {
-        if (!(rc = check_sample(json_array_get(samples, i), i, p + 2, d))) {
-            p[1] = db_p_int((int64_t)i);
+        if (!(rc = check_sample(json_array_get(samples, i), i, p + 3, d))) {
+            p[2] = db_p_int((int64_t)i);
             rc = db_copy_row(c, p, d);
         }
     }
@@ -144,6 +150,12 @@ static int create_once(struct db_conn *c, json_t *body, const char *idem_key,
     size_t nsamples = json_array_size(samples);
     if (nsamples > MAX_SAMPLES)
         return err_set(d, ERR_RANGE, "samples", "at most %d samples per run", MAX_SAMPLES);
+    json_t *gpus = json_object_get(body, "gpu_samples");
+    if (gpus && !json_is_null(gpus) && !json_is_array(gpus))
+        return err_set(d, ERR_INVAL, "gpu_samples", "gpu_samples must be an array");
+    if (json_array_size(gpus) > MAX_SAMPLES)
+        return err_set(d, ERR_RANGE, "gpu_samples", "at most %d GPU samples per run",
+                       MAX_SAMPLES);
     if ((rc = rec_validate(&cat_runs, body, &rec, d)))
         goto out_free;
     if (idem_key && (rc = body_hash(body, hash, d)))
@@ -190,7 +202,8 @@ static int create_once(struct db_conn *c, json_t *body, const char *idem_key,
     rec.v[rec_field(&cat_runs, "created_at")] = db_p_int(now);
     int n = rec_params(cat_runs.ins_idx, cat_runs.ncols, &rec, p);
     if ((rc = db_exec(c, cat_runs.insert, p, n, NULL, d)) ||
-        (rc = insert_samples(c, id, samples, d)))
+        (rc = insert_samples(c, id, now, samples, d)) ||
+        (rc = cat__gpu_samples_insert(c, id, gpus, d)))
         goto out;
     if (idem_key) {
         struct db_param ip[4] = {db_p_text(idem_key, strlen(idem_key)), db_p_text(hash, 64),
@@ -222,83 +235,4 @@ int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key, struct
             return rc;
         item_rewind(out, mark);
     }
-}
-
-static void csv_field(struct buf *b, const char *s, size_t n)
-{
-    buf_putc(b, '"');
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '"')
-            buf_putc(b, '"');
-        buf_putc(b, s[i]);
-    }
-    buf_putc(b, '"');
-}
-
-int cat_run_samples(struct db_conn *c, const char *id, int csv, struct buf *out,
-                    struct err_detail *d)
-{
-    struct db_param p = db_p_text(id, strlen(id));
-    int64_t one;
-    int rc = db_query_int(c, "SELECT 1 FROM runs WHERE id = $1", &p, 1, &one, d);
-    if (rc == ERR_NOTFOUND)
-        return err_set(d, ERR_NOTFOUND, NULL, "no benchmark run '%.64s'", id);
-    if (rc)
-        return rc;
-    struct db_rows *row;
-    if ((rc = db_query(c, "SELECT scheduled_ns, sent_ns, first_token_ns, last_token_ns,"
-                          " input_tokens, output_tokens, error FROM samples"
-                          " WHERE run_id = $1 ORDER BY scheduled_ns, idx", &p, 1, &row, d)))
-        return rc;
-    struct jw w;
-    jw_init(&w, out);
-    if (csv) {
-        for (int i = 0; i < NSCOL; i++)
-            buf_printf(out, "%s%s", i ? "," : "", sample_cols[i]);
-        buf_puts(out, "\r\n");
-    } else {
-        jw_obj_open(&w);
-        jw_key(&w, "items");
-        jw_arr_open(&w);
-    }
-    while ((rc = db_next(row)) == 1) {
-        if (!csv)
-            jw_obj_open(&w);
-        for (int i = 0; i < NSCOL; i++) {
-            int null = db_col_type(row, i) == DB_NULL;
-            if (csv) {
-                if (i)
-                    buf_putc(out, ',');
-                if (null)
-                    continue;
-                if (i == 6) {
-                    size_t n;
-                    const char *s = db_col_text(row, i, &n);
-                    csv_field(out, s, n);
-                } else {
-                    buf_i64(out, db_col_int(row, i));
-                }
-                continue;
-            }
-            jw_key(&w, sample_cols[i]);
-            if (null)
-                jw_null(&w);
-            else if (i == 6)
-                jw_cstr(&w, db_col_text(row, i, NULL));
-            else
-                jw_i64(&w, db_col_int(row, i));
-        }
-        if (csv)
-            buf_puts(out, "\r\n");
-        else
-            jw_obj_close(&w);
-    }
-    db_rows_close(row);
-    if (rc < 0)
-        return err_set(d, rc, NULL, "samples query failed");
-    if (!csv) {
-        jw_arr_close(&w);
-        jw_obj_close(&w);
-    }
-    return buf_err(out) ? err_set(d, buf_err(out), NULL, "response too large") : 0;
 }

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
 #include "cache/cache.h"
@@ -18,6 +19,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/timeutil.h"
 #include "db/migrate.h"
 #include "http/http.h"
 
@@ -93,6 +95,10 @@ int cli_serve(int argc, char **argv)
         log_error("serve", "migrations failed: %s", d.msg);
         goto out;
     }
+    /* Partitions for the coming months exist before the first request. */
+    int sig, ahead = (int)cfg_int(&c, CFG_PARTITIONS_AHEAD);
+    if (cat_series_maintain(db, time_wall_ms(), ahead, &d))
+        log_warn("serve", "time-series partitions: %s", d.msg);
     api_init(db, cache);
     if (*cfg_str(&c, CFG_DB_REPLICAS)) /* the allowed lag, plus the lag check's 1 s */
         api_set_fresh_window((int64_t)((cfg_double(&c, CFG_REPLICA_MAX_LAG) + 1.0) * 1e9));
@@ -115,8 +121,13 @@ int cli_serve(int argc, char **argv)
     log_info("serve", "listening on http://%s:%d (%d threads, store %s, schema v%d, cache %s)",
              host, http_server_port(srv), threads, db_backend(db), db_schema_latest(),
              cache ? cache_backend(cache) : "off");
-    int sig = 0;
-    sigwait(&set, &sig);
+    /* The main thread waits for a signal, and hourly keeps the time-series
+       partitions of the coming months made. */
+    struct timespec hour = {3600, 0};
+    while ((sig = sigtimedwait(&set, NULL, &hour)) < 0) {
+        if (cat_series_maintain(db, time_wall_ms(), ahead, &d))
+            log_warn("serve", "time-series partitions: %s", d.msg);
+    }
     log_info("serve", "%s: draining (up to %llds)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
              (long long)cfg_int(&c, CFG_SHUTDOWN_TIMEOUT));
     int left = http_server_stop(srv, (int)cfg_int(&c, CFG_SHUTDOWN_TIMEOUT) * 1000);

@@ -54,6 +54,8 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                          "read replicas: comma-separated postgres:// URLs (GETs read there)"},
     [CFG_REPLICA_MAX_LAG] = {"replica-max-lag", CFG_T_DOUBLE, "5", 0.1, 86400, NULL, CMD_SERVE,
                              "seconds a replica may lag before reads avoid it"},
+    [CFG_PARTITIONS_AHEAD] = {"partitions-ahead", CFG_T_INT, "3", 1, 120, NULL, CMD_SERVE,
+                              "months of time-series partitions kept made ahead (PostgreSQL)"},
     /* sim */
     [CFG_SIM_LISTEN] = {"listen", CFG_T_STR, "127.0.0.1:9000", 0, 0, NULL, CMD_SIM,
                         "address:port to listen on (port 0: any free port)", "sim"},

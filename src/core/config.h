@@ -46,6 +46,7 @@ enum cfg_id {
     /* replicas */
     CFG_DB_REPLICAS,
     CFG_REPLICA_MAX_LAG,
+    CFG_PARTITIONS_AHEAD,
     /* sim */
     CFG_SIM_LISTEN,
     CFG_SIM_MODEL,

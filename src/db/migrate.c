@@ -5,6 +5,10 @@
  * starting on one store) wait for each other: on SQLite the write
  * transaction's lock does it, on PostgreSQL a session advisory lock held
  * from before the first read of the version to the end.
+ *
+ * A migration is one SQL text for both backends, unless the two must
+ * differ (partitioned tables exist only on PostgreSQL): then the file
+ * NNNN_name_pg.sql is PostgreSQL's form and NNNN_name.sql SQLite's.
  */
 #include "db/migrate.h"
 
@@ -15,13 +19,19 @@
 
 /* Generated: see CMakeLists.txt. */
 extern const char mig_0001_catalog[];
+extern const char mig_0002_timeseries[];
+extern const char mig_0002_timeseries_pg[];
+extern const char mig_0003_run_sort_indexes[];
 
 static const struct {
     int version;
     const char *name;
     const char *sql;
+    const char *sql_pg; /* NULL: sql serves both */
 } migs[] = {
-    {1, "catalog", mig_0001_catalog},
+    {1, "catalog", mig_0001_catalog, NULL},
+    {2, "timeseries", mig_0002_timeseries, mig_0002_timeseries_pg},
+    {3, "run_sort_indexes", mig_0003_run_sort_indexes, NULL},
 };
 #define NMIGS ((int)(sizeof(migs) / sizeof(migs[0])))
 
@@ -66,7 +76,10 @@ int db_migrate(struct db *db, int *applied, struct err_detail *d)
         struct db_param p[3] = {db_p_int(migs[i].version),
                                 db_p_text(migs[i].name, strlen(migs[i].name)),
                                 db_p_int(time_wall_ms())};
-        if ((rc = db_exec_script(c, migs[i].sql, d)) ||
+        const char *sql = migs[i].sql;
+        if (migs[i].sql_pg && strcmp(db_backend(db), "postgres") == 0)
+            sql = migs[i].sql_pg;
+        if ((rc = db_exec_script(c, sql, d)) ||
             (rc = db_exec(c, "INSERT INTO schema_migrations (version, name, applied_at)"
                              " VALUES ($1, $2, $3)", p, 3, NULL, d)) ||
             (rc = db_commit(c, d)))

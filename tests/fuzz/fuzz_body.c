@@ -124,7 +124,7 @@ static void check_samples(struct db_conn *c, const char *id)
     err_clear(&d);
     for (int csv = 0; csv <= 1; csv++) {
         buf_init(&out, 1 << 22);
-        int rc = cat_run_samples(c, id, csv, &out, &d);
+        int rc = cat_run_series(c, id, CAT_SERIES_REQUESTS, csv, &out, &d);
         CHECK(rc == 0);
         if (!csv) {
             json_t *j = json_loadb(out.p, out.len, 0, NULL);

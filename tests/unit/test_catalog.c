@@ -708,7 +708,7 @@ static void test_run_create_and_cost(void **state)
     /* The samples come back in order, as JSON and CSV. */
     struct buf out;
     buf_init(&out, OUT_MAX);
-    assert_int_equal(cat_run_samples(f->c, id, 1, &out, &d), 0);
+    assert_int_equal(cat_run_series(f->c, id, CAT_SERIES_REQUESTS, 1, &out, &d), 0);
     assert_string_equal(out.p, "scheduled_ns,sent_ns,first_token_ns,last_token_ns,"
                                "input_tokens,output_tokens,error\r\n"
                                "0,10,100,900,12,80,\r\n"
@@ -808,7 +808,7 @@ static void test_delete_with_runs(void **state)
     assert_int_equal(run_get_rc(f, id), ERR_NOTFOUND);
     struct buf out;
     buf_init(&out, OUT_MAX);
-    assert_int_equal(cat_run_samples(f->c, id, 0, &out, &d), ERR_NOTFOUND);
+    assert_int_equal(cat_run_series(f->c, id, CAT_SERIES_REQUESTS, 0, &out, &d), ERR_NOTFOUND);
     buf_free(&out);
     int64_t n = -1;
     assert_int_equal(db_query_int(f->c, "SELECT COUNT(*) FROM samples", NULL, 0, &n, &d), 0);

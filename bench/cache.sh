@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # bench/cache.sh — throughput of modelcat's response cache on the list route,
-# `--cache local`, `--cache redis://...` (the generation read from Redis on
-# every request) and `--cache redis://... --cache-lease-ms LEASE_MS` (read
-# once per lease), against nginx serving the same bytes as a static file,
-# all on loopback, in one run.
+# `--cache local`, `--cache redis://... --cache-lease-ms 0` (the generation
+# read from Redis on every request) and `--cache redis://...` with
+# `--cache-lease-ms LEASE_MS` (read once per lease; 1 ms is the default),
+# against nginx serving the same bytes as a static file, all on loopback,
+# in one run.
 #
 #   bench/cache.sh                    # from the repository root
 #   MODELCAT_BIN=/path/to/modelcat DURATION=30 ROUNDS=3 bench/cache.sh
@@ -11,7 +12,8 @@
 # What it does:
 #   1. starts redis-server (no persistence) and three `modelcat serve` processes
 #      on one fresh SQLite file in a temp dir: --cache local, --cache
-#      redis://127.0.0.1:PORT/0, and the same with --cache-lease-ms; waits for
+#      redis://127.0.0.1:PORT/0 --cache-lease-ms 0, and the same with
+#      --cache-lease-ms LEASE_MS; waits for
 #      GET /healthz on each;
 #   2. loads MODELS (1000) models through the local one (bench/load_models.py);
 #   3. saves the body of GET /api/v1/models?limit=50 under an nginx root,
@@ -142,9 +144,9 @@ say "starting modelcat --cache local on $local_base (threads $THREADS)"
 "$BIN" serve --listen "127.0.0.1:$local_port" --db "sqlite:$tmp/bench.db" \
     --threads "$THREADS" --cache local >"$tmp/modelcat-local.log" 2>&1 &
 local_pid=$!
-say "starting modelcat --cache $redis_url on $redis_mc_base (threads $THREADS)"
+say "starting modelcat --cache $redis_url --cache-lease-ms 0 on $redis_mc_base (threads $THREADS)"
 "$BIN" serve --listen "127.0.0.1:$redis_mc_port" --db "sqlite:$tmp/bench.db" \
-    --threads "$THREADS" --cache "$redis_url" >"$tmp/modelcat-redis.log" 2>&1 &
+    --threads "$THREADS" --cache "$redis_url" --cache-lease-ms 0 >"$tmp/modelcat-redis.log" 2>&1 &
 redis_mc_pid=$!
 say "starting modelcat --cache $redis_url --cache-lease-ms $LEASE_MS on $lease_base"
 "$BIN" serve --listen "127.0.0.1:$lease_port" --db "sqlite:$tmp/bench.db" \
@@ -281,8 +283,10 @@ def hit_ratio(server):
 nr, np_ = med("nginx", 2), med("nginx", 3)
 fmt = "%-34s %10s %8s %9s %7s %7s  %s"
 print(fmt % ("server", "req/s", "p99 ms", "hit ratio", "ratio", "target", ""))
-for server, label in (("local", "modelcat --cache local"), ("redis", "modelcat --cache redis"),
-                      ("lease", "modelcat --cache redis, lease %s ms" % lease)):
+for server, label in (("local", "modelcat --cache local"),
+                      ("redis", "modelcat --cache redis, lease 0"),
+                      ("lease", "modelcat --cache redis, lease %s ms%s"
+                       % (lease, " (default)" if lease == "1" else ""))):
     rps, p99 = med(server, 2), med(server, 3)
     ratio = rps / nr if nr > 0 else float("nan")
     print(fmt % (label, "%.0f" % rps, "%.2f" % p99, "%.4f" % hit_ratio(server), "%.2f" % ratio,

@@ -8,7 +8,8 @@
 #   - events per read, because the kernel sets the floor.
 # The sim and the client are pinned to different cores when there are two.
 # Usage: bench/client.sh            (from the repository root)
-# Env:   MODELCAT_BIN (default build/modelcat), SCALE (multiplies request counts)
+# Env:   MODELCAT_BIN (default build/modelcat), SCALE (multiplies request counts),
+#        TIMESTAMPS (kernel, the default, or user: bench --timestamps)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,6 +56,7 @@ run() {
     start_sim $simflags
     "${PIN_BENCH[@]}" "$BIN" bench --base-url "http://127.0.0.1:$PORT" --model sim-model \
         --ignore-eos --warmup 0 --seed 1 --input-len 32 --request-timeout 120 \
+        --timestamps "${TIMESTAMPS:-kernel}" \
         --result-json "$TMP/$name.json" --requests-out "$TMP/$name.jsonl" "$@" \
         >"$TMP/$name.out" 2>"$TMP/$name.err" || { cat "$TMP/$name.err" >&2; exit 1; }
     stop_sim
@@ -84,7 +86,8 @@ print(f"{name:<22} {r['completed']:>7} {r['failed']:>5} {r['max_concurrent_reque
       f"{r['output_throughput']:>10.0f} {r['request_throughput']:>9.0f} "
       f"{cpu / tok * 1e6 if tok else float('nan'):>9.2f} {cpu / events * 1e6 if events else float('nan'):>7.2f} "
       f"{cpu / reqs_n * 1e6 if reqs_n else float('nan'):>8.1f} {r['events_per_read']:>6.2f} "
-      f"{pct(50):>8.0f} {pct(99):>8.0f}")
+      f"{pct(50):>8.0f} {pct(99):>8.0f} "
+      f"{(r['read_lag_ms_p99'] or 0) * 1e3:>8.0f}")
 PY
 }
 
@@ -93,9 +96,9 @@ echo "  binary:  $BIN ($("$BIN" --version))"
 echo "  machine: $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1), $CORES cores;" \
      "sim pinned: ${PIN_SIM[*]:-no}, bench pinned: ${PIN_BENCH[*]:-no}"
 echo
-printf '%-22s %7s %5s %6s %10s %9s %9s %7s %8s %6s %8s %8s\n' point completed fail conc \
-    "out tok/s" "req/s" "cpu s/1M" "us/evt" "us/req" "ev/rd" "+ttft p50" "+ttft p99"
-printf '%-22s %7s %5s %6s %10s %9s %9s %7s %8s %6s %8s %8s\n' "" "" "" "" "" "" "" "" "" "" "(us)" "(us)"
+printf '%-22s %7s %5s %6s %10s %9s %9s %7s %8s %6s %8s %8s %8s\n' point completed fail conc \
+    "out tok/s" "req/s" "cpu s/1M" "us/evt" "us/req" "ev/rd" "+ttft p50" "+ttft p99" "lag p99"
+printf '%-22s %7s %5s %6s %10s %9s %9s %7s %8s %6s %8s %8s %8s\n' "" "" "" "" "" "" "" "" "" "" "(us)" "(us)" "(us)"
 # 100 streams paced at 20 ms per token: bursts of 100 events per step.
 run "c100-paced-32tok" "--itl-ms 20" --max-concurrency 100 --num-prompts $((1000 * SCALE)) --output-len 32
 # 1,000 streams paced by the engine (20 ms per token): one event per read,
@@ -115,4 +118,6 @@ run "c64-1tok" "--itl-ms 0" --max-concurrency 64 --num-prompts $((20000 * SCALE)
 echo
 echo "cpu s/1M: client CPU seconds (user+sys) per million output tokens; us/evt: per content"
 echo "event; us/req: per request; ev/rd: SSE events per read(2); +ttft: client TTFT minus the"
-echo "sim's ground-truth TTFT of the same request."
+echo "sim's ground-truth TTFT of the same request; lag p99: how long bytes waited in the"
+echo "kernel before the client's loop read them (its saturation; not in the timestamps)."
+echo "TIMESTAMPS=user measures with the loop's clock instead of the kernel's receive time."

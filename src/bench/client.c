@@ -342,6 +342,7 @@ int bench_run(const struct bench_target *t, const struct bench_load *l, struct b
     snprintf(out->nonce, sizeof(out->nonce), "%02x%02x%02x%02x", nonce[0], nonce[1], nonce[2],
              nonce[3]);
     rng_seed(&cl->rng, l->seed);
+    out->kernel_ts = l->kernel_ts && !l->transport_curl;
     signal(SIGPIPE, SIG_IGN);
     int rc = setup(cl, d);
     if (!rc)

@@ -40,6 +40,7 @@ struct bench_load {
     int backend;                  /* enum bench_backend */
     const char *url;              /* the base URL as given */
     int transport_curl;           /* 1: libcurl (https, HTTP/2, proxies); 0: native */
+    int kernel_ts;                /* native: time reads by the kernel's receive stamp */
     const char *cacert;           /* curl: CA bundle to verify https servers, or NULL */
     const char *model;
     int ignore_eos;
@@ -74,6 +75,12 @@ struct bench_run {
     double dispatch_lag_ms_max;   /* worst lateness of a release vs its schedule */
     double dispatch_lag_ms_mean;
     uint64_t reads, events;       /* reads with data, SSE events: events per read */
+    int kernel_ts;                /* reads were timed by the kernel's receive stamps */
+    /* Read lag: from the kernel's receipt of bytes to the loop's read of
+       them (kernel_ts only). A histogram of 4 sub-buckets per power of 2 ns. */
+    uint64_t lag_hist[256];
+    uint64_t lag_n;
+    int64_t lag_sum_ns, lag_max_ns;
     double cpu_user_s, cpu_sys_s; /* this process's CPU time over the measured interval */
     char nonce[9];                /* prefix of this run's X-Request-Id values */
 };

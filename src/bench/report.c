@@ -16,6 +16,37 @@
 #define MODELCAT_VERSION "0.0.0"
 #endif
 
+/* The upper bound of lag histogram bucket i, ns (see client.h). */
+static double lag_bucket_top(int i)
+{
+    int msb = i / 4, sub = i % 4;
+    if (msb < 2)
+        return (double)(1ull << msb);
+    return (double)((4ull + (uint64_t)sub + 1) << (msb - 2)) - 1;
+}
+
+/* Timestamps used, and how long bytes waited in the kernel for the loop. */
+static void write_read_lag(struct jw *w, const struct bench_run *r)
+{
+    jw_key(w, "timestamps");
+    jw_cstr(w, r->kernel_ts ? "kernel" : "user");
+    jw_key(w, "read_lag_ms_mean");
+    if (r->lag_n) jw_num(w, (double)r->lag_sum_ns / (double)r->lag_n / 1e6); else jw_null(w);
+    jw_key(w, "read_lag_ms_p99");
+    if (r->lag_n) {
+        uint64_t want = (r->lag_n * 99 + 99) / 100, seen = 0;
+        int i = 0;
+        while (i < 255 && (seen += r->lag_hist[i]) < want)
+            i++;
+        double top = lag_bucket_top(i) / 1e6, max = (double)r->lag_max_ns / 1e6;
+        jw_num(w, top < max ? top : max);
+    } else {
+        jw_null(w);
+    }
+    jw_key(w, "read_lag_ms_max");
+    if (r->lag_n) jw_num(w, (double)r->lag_max_ns / 1e6); else jw_null(w);
+}
+
 static void write_params(struct jw *w, const struct bench_report_ctx *c)
 {
     const struct bench_load *l = c->load;
@@ -54,6 +85,7 @@ static void write_params(struct jw *w, const struct bench_report_ctx *c)
     jw_key(w, "client_cpu_sys_s"); jw_num(w, r->cpu_sys_s);
     jw_key(w, "events_per_read");
     jw_num(w, r->reads ? (double)r->events / (double)r->reads : 0);
+    write_read_lag(w, r);
 }
 
 static void write_means(struct jw *w, const struct bench_run *r)

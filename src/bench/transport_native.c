@@ -8,10 +8,21 @@
  * does one read(2) per readiness, one clock read per read, and keeps
  * connections alive. Each connection has a persistent read event and a
  * write event armed only while a request is partly written.
+ *
+ * Timestamps: with --timestamps kernel (the default) every read is
+ * recvmsg(2) with SO_TIMESTAMPNS, and the time of the bytes is when the
+ * kernel received them (of the last segment the read returned), not when
+ * this loop got round to reading them: with a thousand streams emitting in
+ * the same decode step, the last socket of a burst is read milliseconds
+ * after its bytes arrived, and that delay belongs to the client, not to
+ * the engine. The delay itself, kernel receipt to read, is kept as the
+ * read lag, so a saturated client shows in the result.
  */
 #include <errno.h>
 #include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench/backend.h"
@@ -98,6 +109,8 @@ static struct conn *conn_open(struct client *cl)
         goto fail;
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (cl->run->kernel_ts)
+        setsockopt(c->fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
     c->rev = event_new(cl->base, c->fd, EV_READ | EV_PERSIST, on_read, c);
     c->wev = event_new(cl->base, c->fd, EV_WRITE, on_write, c);
     if (!c->rev || !c->wev)
@@ -149,10 +162,16 @@ static int on_body(void *arg, const char *p, size_t len)
     return bench__stream_body(&c->st, p, len);
 }
 
-/* Writes what is pending on c; arms the write event if the socket is full. */
+/*
+ * Writes what is pending on c; arms the write event if the socket is full.
+ * The request is sent at the start of the write(2) that takes its last
+ * byte: on loopback the peer's kernel has the bytes before write returns.
+ */
 static void flush_out(struct conn *c)
 {
+    int64_t t = 0;
     while (c->out_off < c->out.len) {
+        t = time_mono_ns();
         ssize_t k = write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
         if (k < 0 && errno == EINTR)
             continue;
@@ -166,7 +185,7 @@ static void flush_out(struct conn *c)
         }
         c->out_off += (size_t)k;
     }
-    c->req->sent_ns = time_mono_ns();
+    c->req->sent_ns = t ? t : time_mono_ns();
     buf_reset(&c->out);
     c->out_off = 0;
 }
@@ -233,15 +252,77 @@ static int native_start(struct client *cl, struct bench_req *r)
     return 0;
 }
 
+/* Adds one read lag to the run's histogram (see client.h). */
+static void note_lag(struct bench_run *run, int64_t lag)
+{
+    if (lag < 0)
+        lag = 0;
+    uint64_t v = (uint64_t)lag + 1;
+    int msb = 63 - __builtin_clzll(v);
+    int sub = msb >= 2 ? (int)((v >> (msb - 2)) & 3) : 0;
+    run->lag_hist[msb * 4 + sub]++;
+    run->lag_n++;
+    run->lag_sum_ns += lag;
+    if (lag > run->lag_max_ns)
+        run->lag_max_ns = lag;
+}
+
+/*
+ * read(2), or with kernel timestamps recvmsg(2) that also returns in *ts
+ * the kernel's receive time of the bytes, converted to CLOCK_MONOTONIC;
+ * *ts is the loop's clock when there is no stamp. Stamps later than now
+ * (clock steps) are not trusted.
+ */
+static ssize_t read_timed(struct conn *c, int fd, char *p, size_t cap, int64_t *ts)
+{
+    struct bench_run *run = c->cl->run;
+    if (!run->kernel_ts) {
+        ssize_t k = read(fd, p, cap);
+        *ts = time_mono_ns();
+        return k;
+    }
+    char ctl[CMSG_SPACE(sizeof(struct timespec))];
+    struct iovec iov = {p, cap};
+    struct msghdr m;
+    memset(&m, 0, sizeof(m));
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl;
+    m.msg_controllen = sizeof(ctl);
+    ssize_t k = recvmsg(fd, &m, 0);
+    struct timespec rt, mono;
+    clock_gettime(CLOCK_MONOTONIC, &mono);
+    int64_t now = (int64_t)mono.tv_sec * 1000000000 + mono.tv_nsec;
+    *ts = now;
+    if (k <= 0)
+        return k;
+    for (struct cmsghdr *h = CMSG_FIRSTHDR(&m); h; h = CMSG_NXTHDR(&m, h)) {
+        if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS)
+            continue;
+        struct timespec st;
+        memcpy(&st, CMSG_DATA(h), sizeof(st));
+        clock_gettime(CLOCK_REALTIME, &rt);
+        int64_t off = ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 +
+                      (rt.tv_nsec - mono.tv_nsec);
+        int64_t v = (int64_t)st.tv_sec * 1000000000 + st.tv_nsec - off;
+        if (v > 0 && v <= now) {
+            *ts = v;
+            if (c->cl->measuring)
+                note_lag(run, now - v);
+        }
+    }
+    return k;
+}
+
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
     struct native *n = c->cl->tp;
     (void)what;
-    ssize_t k = read(fd, n->rbuf, sizeof(n->rbuf));
+    int64_t ts;
+    ssize_t k = read_timed(c, fd, n->rbuf, sizeof(n->rbuf), &ts);
     if (k < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
-    int64_t ts = time_mono_ns();
     if (!c->req) { /* an idle connection closed (or sent garbage): drop it */
         conn_abort(c, BENCH_OK);
         return;
@@ -256,7 +337,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
     c->cl->run->reads++;
-    c->st.ts = ts;
+    /* A stamp cannot precede the request's write, except by the write's
+       own syscall return on loopback: keep the order. */
+    c->st.ts = ts > c->req->sent_ns ? ts : c->req->sent_ns;
     size_t used = 0;
     int rc = h1_feed(&c->h1, n->rbuf, (size_t)k, &used, on_body, c);
     if (rc == 1 && used == (size_t)k)

@@ -134,6 +134,7 @@ static int parse_opts(const struct cfg *c, struct opts *o)
     l->headers = (const char *const *)o->headers;
     l->url = cfg_str(c, CFG_BENCH_BASE_URL);
     l->transport_curl = !strcmp(cfg_str(c, CFG_BENCH_TRANSPORT), "curl");
+    l->kernel_ts = !l->transport_curl && !strcmp(cfg_str(c, CFG_BENCH_TIMESTAMPS), "kernel");
     l->cacert = *cfg_str(c, CFG_BENCH_CACERT) ? cfg_str(c, CFG_BENCH_CACERT) : NULL;
     if (strncmp(l->url, "http://", 7) && strncmp(l->url, "https://", 8))
         return usage_error("--base-url: '%s' is not an http:// or https:// URL", l->url);

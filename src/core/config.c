@@ -47,8 +47,8 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                          CMD_SERVE, "in-process response cache budget, bytes (K/M/G suffix)"},
     [CFG_CACHE_TTL] = {"cache-ttl", CFG_T_INT, "300", 1, 86400, NULL, CMD_SERVE,
                        "seconds a cached response lives (in process and in Redis)"},
-    [CFG_CACHE_LEASE_MS] = {"cache-lease-ms", CFG_T_INT, "0", 0, 1000, NULL, CMD_SERVE,
-                            "redis: reuse the generation this long; writes wait as long"},
+    [CFG_CACHE_LEASE_MS] = {"cache-lease-ms", CFG_T_INT, "1", 0, 1000, NULL, CMD_SERVE,
+                            "redis: reuse the generation this long; writes wait as long (0: read it per request)"},
     /* replicas */
     [CFG_DB_REPLICAS] = {"db-replicas", CFG_T_URLS, "", 0, 0, NULL, CMD_SERVE,
                          "read replicas: comma-separated postgres:// URLs (GETs read there)"},
@@ -146,6 +146,9 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                              "largest streamed event accepted, bytes"},
     [CFG_BENCH_TRANSPORT] = {"transport", CFG_T_ENUM, "native", 0, 0, "native|curl",
                              CMD_BENCH, "HTTP client: native (fast) or curl (TLS, HTTP/2)"},
+    [CFG_BENCH_TIMESTAMPS] = {"timestamps", CFG_T_ENUM, "kernel", 0, 0, "kernel|user",
+                              CMD_BENCH, "token times: the kernel's receive time, or when the"
+                              " loop read them (native transport)"},
     [CFG_BENCH_CACERT] = {"cacert", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
                           "CA bundle that verifies an https server (curl transport)"},
     [CFG_BENCH_CATALOG] = {"catalog", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,

@@ -54,7 +54,7 @@ static const char *reason_phrase(int status)
 
 static void finish_close(struct sim_conn *c);
 
-/* Records the clock for marks the socket has now taken. */
+/* Records now, the start of the write that took them, for marks the socket has taken. */
 static void stamp(struct sim_conn *c, int64_t now)
 {
     struct sim__req *r = &c->req;
@@ -92,11 +92,14 @@ int sim__conn_send(struct sim_conn *c, const char *p, size_t n)
     c->queued += n;
     if (c->backlog && evbuffer_get_length(c->backlog) > 0)
         return backlog_add(c, p, n) ? (c->dead = 1, -1) : 0;
+    /* Bytes are handed over when the write starts: a clock read after it
+       would take in a preemption at the syscall's return. */
     ssize_t w;
-    do
+    int64_t now;
+    do {
+        now = time_mono_ns();
         w = write(c->fd, p, n);
-    while (w < 0 && errno == EINTR);
-    int64_t now = time_mono_ns();
+    } while (w < 0 && errno == EINTR);
     if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
         c->dead = 1;
         return -1;
@@ -119,8 +122,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
     (void)what;
     int marked = c->active && (c->req.first_mark || c->req.last_mark);
     while (evbuffer_get_length(c->backlog) > 0) {
+        int64_t now = time_mono_ns(); /* as in sim__conn_send */
         int w = evbuffer_write(c->backlog, c->fd);
-        int64_t now = time_mono_ns();
         if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             break;
         if (w <= 0) {

@@ -127,15 +127,27 @@ def test_backend_dataset_mode_matrix(tmp_path, sim, backend, dataset, mode):
     assert doc["token_count_source"] == expected_src
 
 
-def test_latencies_agree_with_ground_truth(tmp_path, sim):
+@pytest.mark.parametrize("stamps", ["kernel", "user"])
+def test_latencies_agree_with_ground_truth(tmp_path, sim, stamps):
     p, doc, lines = bench(tmp_path, sim.url, "--num-prompts", "200", "--max-concurrency", "16",
                           "--input-len", "64", "--output-len", "24", "--ignore-eos",
-                          "--seed", "11")
+                          "--seed", "11", "--timestamps", stamps)
+    assert doc["timestamps"] == stamps
+    if stamps == "kernel":
+        assert 0 <= doc["read_lag_ms_mean"] <= doc["read_lag_ms_p99"] <= doc["read_lag_ms_max"]
+    else:
+        assert doc["read_lag_ms_p99"] is None
     truth = sim.truth_rows()
     client_ttft, truth_ttft, client_e2el, truth_e2el = [], [], [], []
     for x in lines:
         t = truth[x["request_id"]]
         assert x["output_tokens"] == t["output_tokens"] == 24
+        # One clock on one machine, and causality: a request reaches the sim
+        # after the client starts writing it, a token reaches the client after
+        # the sim starts writing it.
+        assert x["sent_ns"] <= t["arrival_ns"], (x, t)
+        assert t["first_token_ns"] <= x["first_token_ns"], (x, t)
+        assert t["last_token_ns"] <= x["last_token_ns"], (x, t)
         client_ttft.append((x["first_token_ns"] - x["sent_ns"]) / 1e6)
         truth_ttft.append((t["first_token_ns"] - t["arrival_ns"]) / 1e6)
         client_e2el.append((x["last_token_ns"] - x["sent_ns"]) / 1e6)

@@ -295,7 +295,7 @@ def two_replicas(server_factory, tmp_path, redis, lease_ms=0):
     return a, b
 
 
-@pytest.mark.parametrize("lease_ms", [0, 50])
+@pytest.mark.parametrize("lease_ms", [0, 1, 50])
 def test_redis_replicas_never_serve_stale(server_factory, tmp_path, redis, lease_ms):
     a, b = two_replicas(server_factory, tmp_path, redis, lease_ms)
     ca, cb = a.client(), b.client()

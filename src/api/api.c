@@ -396,6 +396,9 @@ void api_reject(struct http_resp *resp, int status)
 {
     if (status == 413)
         api_error(resp, 413, "payload_too_large", NULL, "the request body is too large");
+    else if (status == 431)
+        api_error(resp, 431, "headers_too_large", NULL,
+                  "too many request headers (at most %d)", HTTP_MAX_REQ_HEADERS);
     else
         api_error(resp, status, "bad_request", NULL, "request refused");
 }

@@ -110,6 +110,7 @@ int cli_serve(int argc, char **argv)
         .idle_timeout_s = (int)cfg_int(&c, CFG_IDLE_TIMEOUT),
         .dispatch = api_dispatch,
         .reject = api_reject,
+        .cors_origins = cfg_str(&c, CFG_CORS_ORIGINS),
     };
     if (http_server_start(&o, &srv, &d)) {
         log_error("serve", "%s", d.msg);

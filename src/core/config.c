@@ -56,6 +56,21 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                              "seconds a replica may lag before reads avoid it"},
     [CFG_PARTITIONS_AHEAD] = {"partitions-ahead", CFG_T_INT, "3", 1, 120, NULL, CMD_SERVE,
                               "months of time-series partitions kept made ahead (PostgreSQL)"},
+    /* auth and hardening */
+    [CFG_AUTH_READS] = {"auth-reads", CFG_T_ENUM, "anonymous", 0, 0, "anonymous|required",
+                        CMD_SERVE, "whether GETs need a credential (writes always do)"},
+    [CFG_RATE_LIMIT] = {"rate-limit", CFG_T_STR, "off", 0, 0, NULL, CMD_SERVE,
+                        "per key and per client IP: off, or e.g. 20/s,burst=40 or 600/min"},
+    [CFG_JWT_KEYS] = {"jwt-keys", CFG_T_SECRET, "", 0, 0, NULL, CMD_SERVE,
+                      "JWT signing keys kid:base64url-secret[:active|verify|retired],..."
+                      " (empty: one random key per process)"},
+    [CFG_JWT_TTL] = {"jwt-ttl", CFG_T_INT, "900", 1, 86400, NULL, CMD_SERVE,
+                     "seconds a token from POST /api/v1/auth/token lives"},
+    [CFG_BOOTSTRAP_ADMIN_KEY] = {"bootstrap-admin-key", CFG_T_SECRET, "", 0, 0, NULL,
+                                 CMD_SERVE, "an admin key accepted without the database"
+                                 " (make one with modelcat keys generate)"},
+    [CFG_CORS_ORIGINS] = {"cors-origins", CFG_T_STR, "", 0, 0, NULL, CMD_SERVE,
+                          "browser origins allowed to call the API, comma-separated"},
     /* sim */
     [CFG_SIM_LISTEN] = {"listen", CFG_T_STR, "127.0.0.1:9000", 0, 0, NULL, CMD_SIM,
                         "address:port to listen on (port 0: any free port)", "sim"},

@@ -47,6 +47,13 @@ enum cfg_id {
     CFG_DB_REPLICAS,
     CFG_REPLICA_MAX_LAG,
     CFG_PARTITIONS_AHEAD,
+    /* auth and hardening */
+    CFG_AUTH_READS,
+    CFG_RATE_LIMIT,
+    CFG_JWT_KEYS,
+    CFG_JWT_TTL,
+    CFG_BOOTSTRAP_ADMIN_KEY,
+    CFG_CORS_ORIGINS,
     /* sim */
     CFG_SIM_LISTEN,
     CFG_SIM_MODEL,

@@ -49,9 +49,13 @@ struct http_req {
     /* Header lookup (case-insensitive); NULL when absent. */
     const char *(*header)(const struct http_req *r, const char *name);
     void *conn;                          /* server private */
+    char client_ip[48];                  /* the peer's address, "" if unknown */
+    char request_id[65];                 /* the client's X-Request-Id if well-formed,
+                                            else a new UUIDv7; sent back */
 };
 
-#define HTTP_MAX_HEADERS 8
+#define HTTP_MAX_HEADERS 12
+#define HTTP_MAX_REQ_HEADERS 64  /* more request headers: 431 */
 
 struct http_resp {
     int status;
@@ -116,6 +120,9 @@ struct http_server_opts {
     void (*dispatch)(struct http_req *req, struct http_resp *resp);
     /* Called for a request refused before dispatch (e.g. 413), to fill the body. */
     void (*reject)(struct http_resp *resp, int status);
+    /* Origins allowed to call from a browser (CORS): "https://a.example,..."
+       ("*": any); NULL or "": none. */
+    const char *cors_origins;
 };
 
 struct http_server;

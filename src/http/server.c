@@ -10,6 +10,13 @@
  * The URL unescaper is replaced by the identity so that the router sees raw
  * paths (an encoded '/' stays in its segment) and query arguments are
  * decoded by us, strictly.
+ *
+ * Every response, refusals included, carries the security headers below
+ * and the request's X-Request-Id; a request from an Origin on the CORS
+ * allow-list gets the CORS headers, and its preflight (OPTIONS with
+ * Access-Control-Request-Method) is answered here, before routing.
+ * Request headers are bounded in size by MHD's per-connection memory (431
+ * from MHD) and in number here (431).
  */
 #include <arpa/inet.h>
 #include <microhttpd.h>
@@ -79,8 +86,63 @@ static void free_body(void *p)
     mem_free(p);
 }
 
+/* Sent with every response: an API answer is never a page to frame or sniff. */
+static const char *const security_headers[][2] = {
+    {"X-Content-Type-Options", "nosniff"},
+    {"X-Frame-Options", "DENY"},
+    {"Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'"},
+    {"Referrer-Policy", "no-referrer"},
+    {"Cross-Origin-Resource-Policy", "same-site"},
+};
+
+static const char cors_allow_headers[] =
+    "Authorization, Content-Type, If-Match, If-None-Match, Idempotency-Key, X-Request-Id";
+static const char cors_expose_headers[] =
+    "ETag, Location, Retry-After, X-Cache, X-Request-Id";
+
+/* 1 when origin is on the allow-list (a comma-separated list, or "*"). */
+static int origin_allowed(const char *list, const char *origin)
+{
+    if (!list || !*list || !origin || !*origin)
+        return 0;
+    size_t n = strlen(origin);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        if ((size_t)(t - p) == 1 && *p == '*')
+            return 1;
+        if ((size_t)(t - p) == n && strncasecmp(p, origin, n) == 0)
+            return 1;
+        p = e;
+    }
+    return 0;
+}
+
+static void add_common_headers(struct http_server *s, struct MHD_Connection *conn,
+                               const struct http_req *req, struct MHD_Response *r)
+{
+    for (size_t i = 0; i < sizeof(security_headers) / sizeof(security_headers[0]); i++)
+        MHD_add_response_header(r, security_headers[i][0], security_headers[i][1]);
+    if (req && req->request_id[0])
+        MHD_add_response_header(r, "X-Request-Id", req->request_id);
+    if (s->o.cors_origins && *s->o.cors_origins) {
+        const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+        MHD_add_response_header(r, "Vary", "Origin");
+        if (origin_allowed(s->o.cors_origins, origin)) {
+            MHD_add_response_header(r, "Access-Control-Allow-Origin", origin);
+            MHD_add_response_header(r, "Access-Control-Expose-Headers", cors_expose_headers);
+        }
+    }
+}
+
 static enum MHD_Result send_resp(struct http_server *s, struct MHD_Connection *conn,
-                                 struct http_resp *resp)
+                                 const struct http_req *req, struct http_resp *resp)
 {
     size_t len = 0;
     char *body = buf_steal(&resp->body, &len);
@@ -94,6 +156,7 @@ static enum MHD_Result send_resp(struct http_server *s, struct MHD_Connection *c
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
     for (int i = 0; i < resp->nhdr; i++)
         MHD_add_response_header(r, resp->hdr[i].name, resp->hdr[i].value);
+    add_common_headers(s, conn, req, r);
     /* While draining, each connection ends with the response it is on. */
     if (atomic_load(&s->draining))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -112,8 +175,66 @@ static enum MHD_Result reject(struct http_server *s, struct MHD_Connection *conn
     s->o.reject(&resp, status);
     if (status == 413 && !atomic_load(&s->draining))
         http_resp_header(&resp, "Connection", "close");
-    enum MHD_Result rc = send_resp(s, conn, &resp);
+    enum MHD_Result rc = send_resp(s, conn, NULL, &resp);
     buf_free(&resp.body);
+    return rc;
+}
+
+/* The peer's address as text into out ("" when unknown). */
+static void client_ip(struct MHD_Connection *conn, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    out[0] = '\0';
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, out, (socklen_t)cap);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, out,
+                  (socklen_t)cap);
+}
+
+/* The client's X-Request-Id when it is 1..64 of [A-Za-z0-9._:-], else a UUIDv7. */
+static void request_id(struct MHD_Connection *conn, char out[65])
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+    size_t n = v ? strlen(v) : 0;
+    int ok = n >= 1 && n <= 64;
+    for (size_t i = 0; ok && i < n; i++) {
+        char c = v[i];
+        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+             c == '.' || c == '_' || c == ':' || c == '-';
+    }
+    if (ok) {
+        memcpy(out, v, n + 1);
+        return;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (codec_uuid7(out, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000))
+        out[0] = '\0';
+}
+
+/* Answers a CORS preflight: 204 with what the API accepts, for allowed origins. */
+static enum MHD_Result preflight(struct http_server *s, struct MHD_Connection *conn,
+                                 const struct http_req *req)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"",
+                                                             MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    add_common_headers(s, conn, req, r);
+    const char *origin = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Origin");
+    if (origin_allowed(s->o.cors_origins, origin)) {
+        MHD_add_response_header(r, "Access-Control-Allow-Methods",
+                                "GET, HEAD, POST, PUT, PATCH, DELETE");
+        MHD_add_response_header(r, "Access-Control-Allow-Headers", cors_allow_headers);
+        MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_NO_CONTENT, r);
+    MHD_destroy_response(r);
     return rc;
 }
 
@@ -134,6 +255,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->o.max_body)
             return reject(s, conn, 413);
+        if (MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL) >
+            HTTP_MAX_REQ_HEADERS)
+            return reject(s, conn, 431);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -161,6 +285,11 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     req->body_len = cr->body.len;
     req->header = get_header;
     req->conn = conn;
+    client_ip(conn, req->client_ip, sizeof(req->client_ip));
+    request_id(conn, req->request_id);
+    if (strcmp(method, "OPTIONS") == 0 &&
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
+        return preflight(s, conn, req);
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, req);
 
     struct http_resp resp;
@@ -169,7 +298,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     buf_init(&resp.body, (size_t)1 << 30);
     resp.status = 500;
     s->o.dispatch(req, &resp);
-    enum MHD_Result rc = send_resp(s, conn, &resp);
+    enum MHD_Result rc = send_resp(s, conn, req, &resp);
     buf_free(&resp.body);
     return rc;
 }

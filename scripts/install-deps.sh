@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="build-essential cmake pkg-config
-libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3
+libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libjwt-dev
 libevent-dev libcurl4-openssl-dev libssl-dev
 libcmocka-dev python3 python3-pytest curl openssl
 libpq-dev postgresql-15 libhiredis-dev redis-server

@@ -27,27 +27,32 @@ struct cache *api_cache;
 static const char json_ctype[] = "application/json; charset=utf-8";
 
 static const struct http_route routes[] = {
-    {HTTP_GET, "/healthz", api_healthz},
-    {HTTP_GET, "/readyz", api_readyz},
-    {HTTP_GET, "/openapi.json", api_openapi},
-    {HTTP_GET, "/api/v1/models", api_models_list},
-    {HTTP_POST, "/api/v1/models", api_models_create},
-    {HTTP_GET, "/api/v1/models/{id}", api_models_get},
-    {HTTP_PUT, "/api/v1/models/{id}", api_models_put},
-    {HTTP_PATCH, "/api/v1/models/{id}", api_models_patch},
-    {HTTP_DELETE, "/api/v1/models/{id}", api_models_delete},
-    {HTTP_GET, "/api/v1/models/{id}/benchmarks", api_models_runs},
-    {HTTP_GET, "/api/v1/hardware", api_hw_list},
-    {HTTP_POST, "/api/v1/hardware", api_hw_create},
-    {HTTP_GET, "/api/v1/hardware/{id}", api_hw_get},
-    {HTTP_PUT, "/api/v1/hardware/{id}", api_hw_put},
-    {HTTP_DELETE, "/api/v1/hardware/{id}", api_hw_delete},
-    {HTTP_GET, "/api/v1/benchmarks", api_runs_list},
-    {HTTP_POST, "/api/v1/benchmarks", api_runs_create},
-    {HTTP_GET, "/api/v1/benchmarks/{id}", api_runs_get},
-    {HTTP_DELETE, "/api/v1/benchmarks/{id}", api_runs_delete},
-    {HTTP_GET, "/api/v1/benchmarks/{id}/samples", api_runs_samples},
-    {HTTP_GET, "/api/v1/benchmarks/{id}/gpu-samples", api_runs_gpu_samples},
+    {HTTP_GET, "/healthz", api_healthz, API_T_PUBLIC},
+    {HTTP_GET, "/readyz", api_readyz, API_T_PUBLIC},
+    {HTTP_GET, "/openapi.json", api_openapi, API_T_PUBLIC},
+    {HTTP_GET, "/api/v1/models", api_models_list, API_T_READ},
+    {HTTP_POST, "/api/v1/models", api_models_create, API_T_CATALOG},
+    {HTTP_GET, "/api/v1/models/{id}", api_models_get, API_T_READ},
+    {HTTP_PUT, "/api/v1/models/{id}", api_models_put, API_T_CATALOG},
+    {HTTP_PATCH, "/api/v1/models/{id}", api_models_patch, API_T_CATALOG},
+    {HTTP_DELETE, "/api/v1/models/{id}", api_models_delete, API_T_CATALOG},
+    {HTTP_GET, "/api/v1/models/{id}/benchmarks", api_models_runs, API_T_READ},
+    {HTTP_GET, "/api/v1/hardware", api_hw_list, API_T_READ},
+    {HTTP_POST, "/api/v1/hardware", api_hw_create, API_T_CATALOG},
+    {HTTP_GET, "/api/v1/hardware/{id}", api_hw_get, API_T_READ},
+    {HTTP_PUT, "/api/v1/hardware/{id}", api_hw_put, API_T_CATALOG},
+    {HTTP_DELETE, "/api/v1/hardware/{id}", api_hw_delete, API_T_CATALOG},
+    {HTTP_GET, "/api/v1/benchmarks", api_runs_list, API_T_READ},
+    {HTTP_POST, "/api/v1/benchmarks", api_runs_create, API_T_RESULTS},
+    {HTTP_GET, "/api/v1/benchmarks/{id}", api_runs_get, API_T_READ},
+    {HTTP_DELETE, "/api/v1/benchmarks/{id}", api_runs_delete, API_T_CATALOG},
+    {HTTP_GET, "/api/v1/benchmarks/{id}/samples", api_runs_samples, API_T_READ},
+    {HTTP_GET, "/api/v1/benchmarks/{id}/gpu-samples", api_runs_gpu_samples, API_T_READ},
+    {HTTP_POST, "/api/v1/auth/token", api_token, API_T_EXCHANGE},
+    {HTTP_GET, "/api/v1/keys", api_keys_list, API_T_ADMIN},
+    {HTTP_POST, "/api/v1/keys", api_keys_create, API_T_ADMIN},
+    {HTTP_DELETE, "/api/v1/keys/{id}", api_keys_delete, API_T_ADMIN},
+    {HTTP_GET, "/api/v1/audit", api_audit_list, API_T_ADMIN},
 };
 #define NROUTES ((int)(sizeof(routes) / sizeof(routes[0])))
 
@@ -101,6 +106,9 @@ void api_fail(struct http_resp *resp, int rc, const struct err_detail *d)
     case ERR_EXISTS:
     case ERR_CONFLICT:
         api_error(resp, 409, "conflict", d->field, "%s", msg);
+        return;
+    case ERR_DENIED:
+        api_error(resp, 401, "unauthorized", d->field, "%s", msg);
         return;
     case ERR_REPLAY:
         api_error(resp, 409, "idempotency_conflict", d->field, "%s", msg);
@@ -504,10 +512,15 @@ void api_dispatch(struct http_req *req, struct http_resp *resp)
     int allow, bad;
     const struct http_route *r = http_route_match(routes, NROUTES, req, &allow, &bad);
     if (r) {
-        if (api_cache && cacheable(r))
-            dispatch_cached(r, req, resp);
-        else
-            r->handler(req, resp);
+        struct api_who who;
+        req->app = &who;
+        if (api_authorize(r, req, resp, &who) == 0) {
+            if (api_cache && cacheable(r))
+                dispatch_cached(r, req, resp);
+            else
+                r->handler(req, resp);
+        }
+        api_audit(req, resp, &who);
         return;
     }
     if (bad) {

@@ -29,6 +29,21 @@ void api_dispatch(struct http_req *req, struct http_resp *resp);
 /* Fills resp with the error body of a status the server refused itself. */
 void api_reject(struct http_resp *resp, int status);
 
+struct api_auth_opts {
+    int reads_required;        /* GETs need a credential too */
+    const char *rate_limit;    /* auth_rl_parse grammar: "off", "20/s,burst=40" */
+    const char *jwt_keys;      /* signing keyring (auth_keyring_parse); NULL/"": a random key */
+    int64_t jwt_ttl_s;         /* lifetime of issued tokens */
+    const char *bootstrap_key; /* an admin API key that needs no store; NULL/"": none */
+};
+/*
+ * Sets up authentication (see api/auth.c). Returns 0, or ERR_PARSE /
+ * ERR_INVAL / ERR_RANGE with detail naming the bad setting (never a
+ * secret). Call before the server starts; api_auth_fini after it stopped.
+ */
+int api_auth_init(const struct api_auth_opts *o, struct err_detail *d) MC_WUR;
+void api_auth_fini(void);
+
 /* The route table, for tests (e.g. that each route is in the OpenAPI doc). */
 const struct http_route *api_routes(int *n);
 

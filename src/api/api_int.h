@@ -7,6 +7,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "auth/auth.h"
 #include "catalog/catalog.h"
 
 extern struct db *api_db;
@@ -17,6 +18,38 @@ extern struct cache *api_cache;   /* NULL: no response cache */
  * cache's generation so that no replica serves a page from before it.
  */
 void api_cache_bump(void);
+
+/* Route tags (http_route.tag): what a caller needs (api/auth.c). */
+enum {
+    API_T_PUBLIC,   /* nothing: health, readiness, the OpenAPI document */
+    API_T_READ,     /* AUTH_READ, or nothing unless --auth-reads required */
+    API_T_CATALOG,  /* AUTH_WRITE_CATALOG: models, hardware, deleting runs */
+    API_T_RESULTS,  /* AUTH_WRITE_RESULTS: posting benchmark runs */
+    API_T_ADMIN,    /* AUTH_ADMIN: keys and the audit trail */
+    API_T_EXCHANGE, /* an API key (not a token), exchanged for a token */
+};
+
+/* Who is calling: set by api_authorize, read by handlers through req->app. */
+struct api_who {
+    struct auth_principal p;  /* via AUTH_VIA_NONE: anonymous */
+    int authenticated;
+    int limited;              /* refused by the rate limit */
+};
+/*
+ * Authenticates req's credential, applies the rate limit and checks the
+ * route's tag. Returns 0 when the handler may run; else writes the 401,
+ * 403, 429 or store error into resp and returns -1.
+ */
+int api_authorize(const struct http_route *r, struct http_req *req, struct http_resp *resp,
+                  struct api_who *who);
+/* Writes the audit row of a write (any outcome but 429); reads are not audited. */
+void api_audit(const struct http_req *req, const struct http_resp *resp,
+               const struct api_who *who);
+void api_token(struct http_req *, struct http_resp *);
+void api_keys_list(struct http_req *, struct http_resp *);
+void api_keys_create(struct http_req *, struct http_resp *);
+void api_keys_delete(struct http_req *, struct http_resp *);
+void api_audit_list(struct http_req *, struct http_resp *);
 
 /* Writes the one error shape {"error":{code,message[,field]}} with status. */
 void api_error(struct http_resp *resp, int status, const char *code, const char *field,

@@ -100,6 +100,22 @@ int cli_serve(int argc, char **argv)
     if (cat_series_maintain(db, time_wall_ms(), ahead, &d))
         log_warn("serve", "time-series partitions: %s", d.msg);
     api_init(db, cache);
+    struct api_auth_opts ao = {
+        .reads_required = strcmp(cfg_str(&c, CFG_AUTH_READS), "required") == 0,
+        .rate_limit = cfg_str(&c, CFG_RATE_LIMIT),
+        .jwt_keys = cfg_str(&c, CFG_JWT_KEYS),
+        .jwt_ttl_s = cfg_int(&c, CFG_JWT_TTL),
+        .bootstrap_key = cfg_str(&c, CFG_BOOTSTRAP_ADMIN_KEY),
+    };
+    if (api_auth_init(&ao, &d)) {
+        fprintf(stderr, "modelcat serve: %s%s%s\n", d.field[0] ? d.field : "",
+                d.field[0] ? ": " : "", d.msg);
+        rc = 2;
+        goto out;
+    }
+    if (!*ao.jwt_keys)
+        log_info("serve", "no --jwt-keys: tokens are signed with a random key of this process"
+                          " and verify here only");
     if (*cfg_str(&c, CFG_DB_REPLICAS)) /* the allowed lag, plus the lag check's 1 s */
         api_set_fresh_window((int64_t)((cfg_double(&c, CFG_REPLICA_MAX_LAG) + 1.0) * 1e9));
     struct http_server_opts o = {
@@ -140,6 +156,7 @@ int cli_serve(int argc, char **argv)
 out:
     if (srv)
         http_server_stop(srv, 0);
+    api_auth_fini();
     db_close(db);
     cache_destroy(cache);
     cfg_free(&c);

@@ -69,6 +69,12 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
     [CFG_BOOTSTRAP_ADMIN_KEY] = {"bootstrap-admin-key", CFG_T_SECRET, "", 0, 0, NULL,
                                  CMD_SERVE, "an admin key accepted without the database"
                                  " (make one with modelcat keys generate)"},
+    [CFG_KEY_NAME] = {"name", CFG_T_STR, "", 0, 0, NULL, CMD_KEYS,
+                      "keys create: what the key is for (shown in lists and the audit)"},
+    [CFG_KEY_ROLE] = {"role", CFG_T_ENUM, "viewer", 0, 0, "viewer|editor|worker|admin",
+                      CMD_KEYS, "keys create: the key's role"},
+    [CFG_KEY_ALL] = {"all", CFG_T_BOOL, "0", 0, 1, NULL, CMD_KEYS,
+                     "keys list: include revoked keys"},
     [CFG_CORS_ORIGINS] = {"cors-origins", CFG_T_STR, "", 0, 0, NULL, CMD_SERVE,
                           "browser origins allowed to call the API, comma-separated"},
     /* sim */

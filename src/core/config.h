@@ -20,8 +20,9 @@ enum {
     CMD_CONFIG = 1 << 3,
     CMD_SIM = 1 << 4,
     CMD_BENCH = 1 << 5,
+    CMD_KEYS = 1 << 6,
 };
-#define CMD_STORE (CMD_SERVE | CMD_MIGRATE | CMD_SEED)
+#define CMD_STORE (CMD_SERVE | CMD_MIGRATE | CMD_SEED | CMD_KEYS)
 #define CMD_ALL 0xffff
 
 /* Index of each setting in the table. */
@@ -54,6 +55,10 @@ enum cfg_id {
     CFG_JWT_TTL,
     CFG_BOOTSTRAP_ADMIN_KEY,
     CFG_CORS_ORIGINS,
+    /* keys */
+    CFG_KEY_NAME,
+    CFG_KEY_ROLE,
+    CFG_KEY_ALL,
     /* sim */
     CFG_SIM_LISTEN,
     CFG_SIM_MODEL,

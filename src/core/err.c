@@ -30,6 +30,7 @@ static const struct {
     {ERR_PARSE, "ERR_PARSE", "malformed input"},
     {ERR_RANGE, "ERR_RANGE", "out of range"},
     {ERR_REPLAY, "ERR_REPLAY", "idempotency key reused with another request"},
+    {ERR_DENIED, "ERR_DENIED", "credentials refused"},
 };
 
 const char *err_name(int code)

@@ -27,6 +27,7 @@ enum {
     ERR_PARSE = -13,     /* malformed syntax (JSON, cursor, ...) */
     ERR_RANGE = -14,     /* value out of bounds */
     ERR_REPLAY = -15,    /* idempotency key reused with another request */
+    ERR_DENIED = -16,    /* credentials refused */
 };
 
 #define ERR_FIELD_LEN 64

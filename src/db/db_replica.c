@@ -28,11 +28,17 @@
 
 /*
  * The replay lag in seconds. pg_last_xact_replay_timestamp() stops moving
- * on an idle primary, so everything received being replayed means 0. On a
- * server that is not a standby both LSNs are NULL and the timestamp too: 0.
+ * on an idle primary, so everything received being replayed while the WAL
+ * receiver runs means 0. With no WAL receiver (the standby lost its
+ * primary) nothing says how stale it is but the last replayed commit: its
+ * age is the lag. A server that is not a standby (a promoted replica) is
+ * as fresh as it gets: 0. pg_stat_wal_receiver has a row exactly while
+ * the receiver runs, and an unprivileged user sees the row.
  */
 static const char lag_sql[] =
-    "SELECT (CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0"
+    "SELECT (CASE WHEN NOT pg_is_in_recovery() THEN 0"
+    " WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn()"
+    "  AND EXISTS (SELECT 1 FROM pg_stat_wal_receiver) THEN 0"
     " ELSE COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 0)"
     " END)::float8";
 

@@ -22,6 +22,7 @@ extern const char mig_0001_catalog[];
 extern const char mig_0002_timeseries[];
 extern const char mig_0002_timeseries_pg[];
 extern const char mig_0003_run_sort_indexes[];
+extern const char mig_0004_auth[];
 
 static const struct {
     int version;
@@ -32,6 +33,7 @@ static const struct {
     {1, "catalog", mig_0001_catalog, NULL},
     {2, "timeseries", mig_0002_timeseries, mig_0002_timeseries_pg},
     {3, "run_sort_indexes", mig_0003_run_sort_indexes, NULL},
+    {4, "auth", mig_0004_auth, NULL},
 };
 #define NMIGS ((int)(sizeof(migs) / sizeof(migs[0])))
 

@@ -52,6 +52,7 @@ struct http_req {
     char client_ip[48];                  /* the peer's address, "" if unknown */
     char request_id[65];                 /* the client's X-Request-Id if well-formed,
                                             else a new UUIDv7; sent back */
+    void *app;                           /* the application's per-request state */
 };
 
 #define HTTP_MAX_HEADERS 12
@@ -94,6 +95,7 @@ struct http_route {
     int method;            /* one HTTP_* bit (GET also serves HEAD) */
     const char *pattern;   /* "/api/v1/models/{id}"; {name} captures a segment */
     http_handler handler;
+    int tag;               /* the application's (the API: who may call it) */
 };
 
 /*

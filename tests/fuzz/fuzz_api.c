@@ -17,6 +17,10 @@
  * After a write that succeeded the store is reloaded, so every input starts
  * from the same catalog (up to run ids, which are random).
  *
+ * Authentication is on, with a bootstrap admin key: an input without an
+ * Authorization header is sent with that key (so the corpus reaches the
+ * handlers), one with its own header exercises the credential checks.
+ *
  * Properties (abort on violation): no 500 (an internal error is a bug by
  * docs/api.md); the status is one the API documents; a JSON response body
  * is valid JSON (so valid UTF-8); 405 carries Allow, 201 Location and ETag.
@@ -33,7 +37,8 @@
 #include "http/http.h"
 
 #define NRUNS 4
-#define MAX_HDR 16
+#define MAX_HDR 17
+#define FUZZ_ADMIN_KEY "mc_abcdefgh_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 
 #define CHECK(cond)                                                              \
     do {                                                                         \
@@ -108,6 +113,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
     fs_open(NRUNS);
     api_init(fs_db, NULL);
+    struct api_auth_opts ao = {.jwt_ttl_s = 900, .bootstrap_key = FUZZ_ADMIN_KEY};
+    struct err_detail d;
+    if (api_auth_init(&ao, &d)) {
+        fprintf(stderr, "fuzz_api: api_auth_init: %s\n", d.msg);
+        abort();
+    }
     return 0;
 }
 
@@ -159,7 +170,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(&fc, 0, sizeof(fc));
     while ((line = next_line(&p, end)) && *line) {
         char *colon = strchr(line, ':');
-        if (!colon || fc.nhdr == MAX_HDR)
+        if (!colon || fc.nhdr == MAX_HDR - 1)
             continue;
         *colon = '\0';
         char *v = colon + 1;
@@ -167,6 +178,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             v++;
         fc.name[fc.nhdr] = line;
         fc.value[fc.nhdr++] = v;
+    }
+    if (!get_header(&(struct http_req){.conn = &fc}, "Authorization")) {
+        fc.name[fc.nhdr] = "Authorization";
+        fc.value[fc.nhdr++] = "Bearer " FUZZ_ADMIN_KEY;
     }
     const char *body = p < end ? p : "";
     size_t body_len = p < end ? (size_t)(end - p) : 0;
@@ -195,8 +210,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     resp.status = 500;
     api_dispatch(&req, &resp);
 
-    static const int known[] = {200, 201, 204, 304, 400, 404, 405, 409, 412, 413, 415,
-                                422, 503};
+    static const int known[] = {200, 201, 204, 304, 400, 401, 403, 404, 405, 409, 412, 413,
+                                415, 422, 503};
     int ok = 0;
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         ok |= resp.status == known[i];
@@ -214,7 +229,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (resp.status == 405)
         CHECK(resp_header(&resp, "Allow") != NULL);
     if (resp.status == 201)
-        CHECK(resp_header(&resp, "Location") && resp_header(&resp, "ETag"));
+        CHECK(resp_header(&resp, "Location") &&
+              (resp_header(&resp, "ETag") || !strncmp(path, "/api/v1/keys", 12)));
+    if (resp.status == 401)
+        CHECK(resp_header(&resp, "WWW-Authenticate") != NULL);
     if (resp.status == 304)
         CHECK(resp.body.len == 0);
 

@@ -13,11 +13,17 @@ with ``psql``.  Those URLs come from the file named by MODELCAT_TEST_SERVICES
 A test names a database by a path (``db_path``); ``store_url(db_path)`` gives
 the same store for the same path, so a restart finds its data on both stores.
 
+Every server starts with a bootstrap admin key (MODELCAT_BOOTSTRAP_ADMIN_KEY =
+``ADMIN_KEY``), and ``Client`` sends it unless told otherwise (``key=None``
+for an anonymous client, or an explicit Authorization header): writes need a
+credential, and the authorization tests make their own keys.
+
 Helpers live here and are imported by the test modules with
 ``from conftest import ...`` (pytest's default "prepend" import mode puts this
 folder on sys.path).
 """
 
+import base64
 import collections
 import http.client
 import json
@@ -36,6 +42,16 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_key():
+    """A well-formed API key: mc_ + 8 base32 chars + _ + 43 base64url chars."""
+    kid = base64.b32encode(os.urandom(5)).decode().lower()
+    secret = base64.urlsafe_b64encode(os.urandom(32)).decode().rstrip("=")
+    return f"mc_{kid}_{secret}"
+
+
+ADMIN_KEY = make_key()
 
 # Seconds; every socket and every wait uses a bounded timeout.
 SOCKET_TIMEOUT = 10.0
@@ -185,6 +201,7 @@ class ServerProcess:
         binary = modelcat_bin()
         assert os.path.exists(binary), f"modelcat binary not found at {binary} (set MODELCAT_BIN)"
         env = dict(os.environ)
+        env["MODELCAT_BOOTSTRAP_ADMIN_KEY"] = ADMIN_KEY
         if self.env:
             env.update(self.env)
         if self.migrate:
@@ -283,8 +300,8 @@ class ServerProcess:
 
     # -- clients -----------------------------------------------------------
 
-    def client(self, timeout=SOCKET_TIMEOUT):
-        return Client("127.0.0.1", self.port, timeout=timeout, server=self)
+    def client(self, timeout=SOCKET_TIMEOUT, key=ADMIN_KEY):
+        return Client("127.0.0.1", self.port, timeout=timeout, server=self, key=key)
 
     def raw_socket(self, timeout=SOCKET_TIMEOUT):
         return socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
@@ -323,9 +340,11 @@ _NO_BODY = object()
 class Client:
     """A keep-alive HTTP/1.1 client bound to one server, one connection."""
 
-    def __init__(self, host, port, timeout=SOCKET_TIMEOUT, server=None, retry=True):
+    def __init__(self, host, port, timeout=SOCKET_TIMEOUT, server=None, retry=True,
+                 key=ADMIN_KEY):
         self.host = host
         self.port = port
+        self.key = key
         self.timeout = timeout
         self.server = server
         self.retry = retry
@@ -336,6 +355,7 @@ class Client:
         """Another client to the same server, with its own connection."""
         kw.setdefault("timeout", self.timeout)
         kw.setdefault("retry", self.retry)
+        kw.setdefault("key", self.key)
         return Client(self.host, self.port, server=self.server, **kw)
 
     def close(self):
@@ -350,6 +370,8 @@ class Client:
     def request(self, method, path, json_body=_NO_BODY, body=None, headers=None,
                 content_type="application/json"):
         hdrs = dict(headers or {})
+        if self.key and not any(k.lower() == "authorization" for k in hdrs):
+            hdrs["Authorization"] = f"Bearer {self.key}"
         if json_body is not _NO_BODY:
             body = json.dumps(json_body).encode("utf-8")
         if isinstance(body, str):

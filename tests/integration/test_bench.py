@@ -250,8 +250,12 @@ def test_sweep_and_publish_to_catalog(tmp_path, sim, server_factory):
     hw = hardware_body(on_demand_usd_per_hour=8.0, spot_usd_per_hour=2.0, gpus_per_instance=8)
     c.create("/api/v1/hardware", hw)
     url = f"http://127.0.0.1:{srv.port}"
+    # A worker key: what a benchmark node holds, allowed to post results.
+    worker = c.post("/api/v1/keys", {"name": "bench node", "role": "worker"})
+    assert worker.status == 201, worker
     p, doc, lines = bench(tmp_path, sim.url, "--sweep", "concurrency=1,4", "--num-prompts", "10",
                           "--output-len", "5", "--ignore-eos", "--catalog", url,
+                          "--catalog-api-key", worker.body["key"],
                           "--catalog-model", model["id"], "--hardware", hw["id"],
                           "--gpu-count", "2", "--engine", "sim", "--engine-version", "0.1.0")
     assert [pt["max_concurrency"] for pt in doc["points"]] == [1, 4]

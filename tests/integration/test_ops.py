@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import (
-    STORE, Client, check_alive, enc, ids_of, model_body, read_response, run_cli, store_url, uid,
+    ADMIN_KEY, STORE, Client, check_alive, enc, ids_of, model_body, read_response, run_cli, store_url, uid,
 )
 
 MODELS = "/api/v1/models"
@@ -309,6 +309,7 @@ def test_sigterm_finishes_requests_in_flight_and_serves_no_new_ones(server_facto
         # Two requests in flight: headers and half of each body sent.
         for sock, body in zip(socks, bodies):
             head = (f"POST {MODELS} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                    f"Authorization: Bearer {ADMIN_KEY}\r\n"
                     f"Content-Length: {len(body)}\r\n\r\n").encode()
             sock.sendall(head + body[:20])
         time.sleep(0.2)

@@ -27,6 +27,10 @@ trap cleanup EXIT INT TERM
 # shellcheck disable=SC1091
 . "$TMP/services/env"
 
+# Writes need a credential: a one-off admin key for the servers started here.
+MODELCAT_BOOTSTRAP_ADMIN_KEY=$("$BIN" keys generate)
+export MODELCAT_BOOTSTRAP_ADMIN_KEY
+
 start_serve() { # $1: db URL
     "$BIN" serve --listen 127.0.0.1:0 --db "$1" --threads 2 --max-body 1G --cache off \
         2>"$TMP/serve.log" &
@@ -47,8 +51,10 @@ measure() { # $1: store name, $2: db URL
 import http.client, json, sys, time
 port, samples, runs, store = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 c = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+import os
 def req(method, path, body=None, headers=None):
-    h = {"Content-Type": "application/json"}
+    h = {"Content-Type": "application/json",
+         "Authorization": "Bearer " + os.environ["MODELCAT_BOOTSTRAP_ADMIN_KEY"]}
     h.update(headers or {})
     c.request(method, path, body=body, headers=h)
     r = c.getresponse(); data = r.read()

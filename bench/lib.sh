@@ -161,4 +161,8 @@ resolve_bin() {
   build it first (e.g. cmake -B build && cmake --build build) or set MODELCAT_BIN"
     fi
     case "$BIN" in /*) ;; *) BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN") ;; esac
+    # Writes need a credential: a one-off admin key for the servers started
+    # here, which bench/load_models.py sends.
+    MODELCAT_BOOTSTRAP_ADMIN_KEY=$("$BIN" keys generate) || die "modelcat keys generate failed"
+    export MODELCAT_BOOTSTRAP_ADMIN_KEY
 }

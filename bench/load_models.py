@@ -10,6 +10,7 @@ the status and body on stderr and exit status 1.
 """
 import http.client
 import json
+import os
 import socket
 import sys
 
@@ -57,6 +58,9 @@ def main():
     host, port = sys.argv[1], int(sys.argv[2])
     count = int(sys.argv[3]) if len(sys.argv) == 4 else 1000
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    key = os.environ.get("MODELCAT_BOOTSTRAP_ADMIN_KEY")  # writes need a credential
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
     conn = None
     reconnects = 0
     for i in range(count):

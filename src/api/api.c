@@ -16,6 +16,7 @@
 
 #include "api/api_int.h"
 #include "cache/cache.h"
+#include "catalog/samples_scan.h"
 #include "core/codec.h"
 #include "core/jw.h"
 #include "core/log.h"
@@ -255,7 +256,7 @@ static void number_member(const char *body, size_t pos, char *field, size_t cap)
     snprintf(field, cap, "%.*s", (int)(end - i), body + i);
 }
 
-int api_body(struct http_req *req, struct http_resp *resp, int accept_merge, json_t **out)
+static int media_ok(struct http_req *req, struct http_resp *resp, int accept_merge)
 {
     const char *ct = http_header(req, "Content-Type");
     if (!ct || !(media_is(ct, "application/json") ||
@@ -265,12 +266,17 @@ int api_body(struct http_req *req, struct http_resp *resp, int accept_merge, jso
                   accept_merge ? " or application/merge-patch+json" : "");
         return -1;
     }
+    return 0;
+}
+
+/* Parses the JSON object text[0..len) into *out; else writes 400/422, returns -1. */
+static int parse_object(const char *text, size_t len, struct http_resp *resp, json_t **out)
+{
     json_error_t jerr;
-    json_t *j = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-                           &jerr);
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!j && (strstr(jerr.text, "too big integer") || strstr(jerr.text, "overflow"))) {
         char field[ERR_FIELD_LEN];
-        number_member(req->body, (size_t)jerr.position, field, sizeof(field));
+        number_member(text, (size_t)jerr.position, field, sizeof(field));
         api_error(resp, 422, "validation_failed", field, "%s%sis out of range (%s)", field,
                   field[0] ? " " : "", jerr.text);
         return -1;
@@ -287,6 +293,31 @@ int api_body(struct http_req *req, struct http_resp *resp, int accept_merge, jso
     }
     *out = j;
     return 0;
+}
+
+int api_body(struct http_req *req, struct http_resp *resp, int accept_merge, json_t **out)
+{
+    if (media_ok(req, resp, accept_merge))
+        return -1;
+    return parse_object(req->body, req->body_len, resp, out);
+}
+
+int api_body_split(struct http_req *req, struct http_resp *resp, const char *key,
+                   struct buf *rest, json_t **out, const char **span, size_t *span_len)
+{
+    struct err_detail d;
+    err_clear(&d);
+    if (media_ok(req, resp, 0))
+        return -1;
+    if (cat_json_split(req->body, req->body_len, key, rest, span, span_len, &d)) {
+        api_error(resp, 400, "bad_json", NULL, "%s", d.msg);
+        return -1;
+    }
+    if (buf_err(rest)) {
+        api_error(resp, 413, "payload_too_large", NULL, "the request body is too large");
+        return -1;
+    }
+    return parse_object(rest->p ? rest->p : "", rest->len, resp, out);
 }
 
 int api_list_args(struct http_req *req, struct http_resp *resp, const char *const *allowed,

@@ -78,6 +78,14 @@ int api_read_done(struct db_conn *c, int rc, int attempt);
  * accept_merge: also accept application/merge-patch+json.
  */
 int api_body(struct http_req *req, struct http_resp *resp, int accept_merge, json_t **out);
+/*
+ * api_body for a body with one bulky member, key: its value is cut out of
+ * the text as it is (*span, *span_len; NULL when absent, pointing into the
+ * request's body) and the rest, copied into rest (initialised by the
+ * caller), is parsed into *out.
+ */
+int api_body_split(struct http_req *req, struct http_resp *resp, const char *key,
+                   struct buf *rest, json_t **out, const char **span, size_t *span_len);
 
 /*
  * Checks that every query argument is one of `allowed` (NULL-terminated)

@@ -79,16 +79,27 @@ void api_runs_create(struct http_req *req, struct http_resp *resp)
             return;
         }
     }
-    if (api_body(req, resp, 0, &body))
+    /* The samples (up to a million) are read from the text by a streaming
+       scanner; only the rest of the body becomes a JSON tree. */
+    struct buf rest;
+    const char *span;
+    size_t span_len;
+    buf_init(&rest, req->body_len + 16);
+    if (api_body_split(req, resp, "samples", &rest, &body, &span, &span_len)) {
+        buf_free(&rest);
         return;
+    }
     if (api_conn(resp, &c)) {
         json_decref(body);
+        buf_free(&rest);
         return;
     }
     char id[37];
-    int rc = cat_run_create(c, body, key, &resp->body, etag, id, &replayed, &d);
+    int rc = cat_run_create_raw(c, body, span, span_len, key, &resp->body, etag, id, &replayed,
+                                &d);
     (void)db_release_result(api_db, c, rc, time_mono_ns());
     json_decref(body);
+    buf_free(&rest);
     if (!rc && !replayed)
         api_cache_bump();
     if (rc) {

@@ -98,6 +98,16 @@ int cat_run_get(struct db_conn *c, const char *id, struct buf *out,
 int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key,
                    struct buf *out, char etag[21], char id[37], int *replayed,
                    struct err_detail *d) MC_WUR;
+/*
+ * The same, with the samples apart: body without "samples", and span the
+ * raw JSON text of the samples value (span_len bytes; NULL when absent),
+ * as cat_json_split (samples_scan.h) cuts them out of a request. The
+ * samples are read by a streaming scanner, never as a tree: the way a
+ * million of them are ingested.
+ */
+int cat_run_create_raw(struct db_conn *c, json_t *body, const char *span, size_t span_len,
+                       const char *idem_key, struct buf *out, char etag[21], char id[37],
+                       int *replayed, struct err_detail *d) MC_WUR;
 int cat_run_delete(struct db_conn *c, const char *id, const char *if_match,
                    struct err_detail *d) MC_WUR;
 enum cat_series {

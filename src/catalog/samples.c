@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "catalog/item.h"
+#include "catalog/samples_scan.h"
 #include "core/codec.h"
 #include "core/mem.h"
 #include "core/timeutil.h"
@@ -20,79 +21,69 @@ extern struct resource cat_runs;
 int cat__gpu_samples_insert(struct db_conn *c, const char *run_id, json_t *arr,
                             struct err_detail *d);
 
-static const char *const sample_cols[] = {
-    "scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns",
-    "input_tokens", "output_tokens", "error",
-};
-#define NSCOL 7
-
-/* Validates samples[i] into p[0..6]. */
-/* The error of column c of samples[i]: its field name is built only now. */
-static int sample_error(struct err_detail *d, size_t i, int c, const char *what)
+/*
+ * Validates every sample at span (n bytes; NULL: none) before any store
+ * work, counting them into *count and, with md (may be NULL), hashing
+ * their values in a canonical form: the same samples hash the same
+ * whatever the JSON's spacing, member order or escapes.
+ */
+static int scan_samples(const char *span, size_t n, size_t *count, EVP_MD_CTX *md,
+                        struct err_detail *d)
 {
-    char field[ERR_FIELD_LEN];
-    snprintf(field, sizeof(field), "samples[%zu].%s", i, sample_cols[c]);
-    return err_set(d, ERR_INVAL, field, "%s %s", field, what);
-}
-
-static int check_sample(json_t *s, size_t i, struct db_param *p, struct err_detail *d)
-{
-    if (!json_is_object(s))
-        return err_set(d, ERR_INVAL, "samples", "samples[%zu] must be an object", i);
-    /* Every member must be a known column: with all seven looked up below,
-       a count above the known ones present means an unknown member. */
-    size_t present = 0;
-    for (int c = 0; c < NSCOL; c++) {
-        json_t *v = json_object_get(s, sample_cols[c]);
-        present += v != NULL;
-        int nullable = c == 2 || c == 3 || c == 6;
-        if (!v || json_is_null(v)) {
-            if (!nullable)
-                return sample_error(d, i, c, "is required");
-            p[c] = db_p_null();
-        } else if (c == 6) {
-            if (!json_is_string(v) || json_string_length(v) > 1024 ||
-                chk_printable(json_string_value(v), json_string_length(v)))
-                return sample_error(d, i, c, "must be a string of at most 1024 characters");
-            p[c] = db_p_text(json_string_value(v), json_string_length(v));
-        } else {
-            if (!json_is_integer(v) || json_integer_value(v) < 0)
-                return sample_error(d, i, c, "must be an integer >= 0");
-            p[c] = db_p_int(json_integer_value(v));
+    struct cat_sample_iter *it = mem_malloc(sizeof(*it));
+    struct cat_sample *s = mem_malloc(sizeof(*s));
+    int rc = !it || !s ? err_set(d, ERR_NOMEM, NULL, "out of memory")
+                       : cat_samples_count(span, n, count, d);
+    if (!rc && *count > MAX_SAMPLES)
+        rc = err_set(d, ERR_RANGE, "samples", "at most %d samples per run", MAX_SAMPLES);
+    if (!rc)
+        rc = cat_samples_begin(it, span, n, d);
+    while (!rc && (rc = cat_samples_next(it, s, d)) == 1) {
+        rc = 0;
+        if (md) {
+            uint64_t len = s->error ? (uint64_t)s->error_len : UINT64_MAX;
+            EVP_DigestUpdate(md, s->v, sizeof(s->v));
+            EVP_DigestUpdate(md, &s->nulls, sizeof(s->nulls));
+            EVP_DigestUpdate(md, &len, sizeof(len));
+            if (s->error)
+                EVP_DigestUpdate(md, s->error, s->error_len);
         }
     }
-    if (json_object_size(s) > present) {
-        const char *k;
-        json_t *v;
-        json_object_foreach(s, k, v) {
-            int known = 0;
-            for (int c = 0; c < NSCOL; c++)
-                known |= strcmp(k, sample_cols[c]) == 0;
-            if (!known) {
-                char field[ERR_FIELD_LEN];
-                snprintf(field, sizeof(field), "samples[%zu].%.24s", i, k);
-                return err_set(d, ERR_INVAL, field, "unknown field '%.64s'", k);
-            }
-        }
-    }
-    return 0;
+    mem_free(it);
+    mem_free(s);
+    return rc;
 }
 
-/* Hex SHA-256 of the body in canonical form (sorted keys, compact). */
-static int body_hash(json_t *body, char out[65], struct err_detail *d)
+/*
+ * Hex SHA-256 of the request: the body without its samples in canonical
+ * form (sorted keys, compact), then the samples' values (scan_samples).
+ * Validates the samples on the way and counts them into *count.
+ */
+static int body_hash(json_t *rest, const char *span, size_t n, size_t *count, char out[65],
+                     struct err_detail *d)
 {
-    char *s = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
+    char *s = json_dumps(rest, JSON_COMPACT | JSON_SORT_KEYS);
     unsigned char md[32];
-    unsigned int n = 0;
-    if (!s)
-        return err_set(d, ERR_NOMEM, NULL, "out of memory");
-    int ok = EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
-    free(s);
-    if (!ok || n != 32)
-        return err_set(d, ERR_INTERNAL, NULL, "hash failed");
+    unsigned int len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc = 0;
+    if (!s || !ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        rc = err_set(d, ERR_NOMEM, NULL, "out of memory");
+        goto out;
+    }
+    EVP_DigestUpdate(ctx, s, strlen(s) + 1); /* with its NUL: a separator */
+    if ((rc = scan_samples(span, n, count, ctx, d)))
+        goto out;
+    if (!EVP_DigestFinal_ex(ctx, md, &len) || len != 32) {
+        rc = err_set(d, ERR_INTERNAL, NULL, "hash failed");
+        goto out;
+    }
     for (int i = 0; i < 32; i++)
         snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return 0;
+out:
+    free(s);
+    EVP_MD_CTX_free(ctx);
+    return rc;
 }
 
 /* Refers to an existing row, else 422 on field. */
@@ -108,33 +99,41 @@ static int must_exist(struct db_conn *c, const char *sql, const struct db_param 
 }
 
 /* The samples are stored at their run's time, ts: see migrations/0002. */
-static int insert_samples(struct db_conn *c, const char *run_id, int64_t ts, json_t *samples,
-                          struct err_detail *d)
+static int insert_samples(struct db_conn *c, const char *run_id, int64_t ts, const char *span,
+                          size_t n, struct err_detail *d)
 {
-    static const char *const cols[3 + NSCOL] = {
+    static const char *const cols[3 + CAT_SAMPLE_COLS] = {
         "run_id", "ts", "idx", "scheduled_ns", "sent_ns", "first_token_ns", "last_token_ns",
         "input_tokens", "output_tokens", "error",
     };
-    struct db_param p[3 + NSCOL];
-    size_t n = json_array_size(samples);
-    if (n == 0)
-        return 0;
+    struct db_param p[3 + CAT_SAMPLE_COLS];
+    struct cat_sample_iter *it = mem_malloc(sizeof(*it));
+    struct cat_sample *s = mem_malloc(sizeof(*s));
+    int rc = !it || !s ? err_set(d, ERR_NOMEM, NULL, "out of memory")
+                       : cat_samples_begin(it, span, n, d);
+    int started = 0;
     p[0] = db_p_text(run_id, strlen(run_id));
     p[1] = db_p_int(ts);
-    int rc = db_copy_begin(c, "samples", cols, 3 + NSCOL, d);
-    for (size_t i = 0; !rc && i < n; i++) {
-        if (!(rc = check_sample(json_array_get(samples, i), i, p + 3, d))) {
-            p[2] = db_p_int((int64_t)i);
-            rc = db_copy_row(c, p, d);
-        }
+    for (int64_t i = 0; !rc && (rc = cat_samples_next(it, s, d)) == 1; i++) {
+        rc = 0;
+        if (!started && (rc = db_copy_begin(c, "samples", cols, 3 + CAT_SAMPLE_COLS, d)))
+            break;
+        started = 1;
+        p[2] = db_p_int(i);
+        for (int k = 0; k < 6; k++)
+            p[3 + k] = (s->nulls >> k) & 1 ? db_p_null() : db_p_int(s->v[k]);
+        p[9] = s->error ? db_p_text(s->error, s->error_len) : db_p_null();
+        rc = db_copy_row(c, p, d);
     }
+    mem_free(it);
+    mem_free(s);
     /* On error the caller's rollback ends the load. */
-    return rc ? rc : db_copy_end(c, d);
+    return rc || !started ? rc : db_copy_end(c, d);
 }
 
-static int create_once(struct db_conn *c, json_t *body, const char *idem_key,
-                       struct buf *out, char etag[21], char id[37], int *replayed,
-                       struct err_detail *d)
+static int create_once(struct db_conn *c, json_t *body, const char *span, size_t span_len,
+                       const char *idem_key, struct buf *out, char etag[21], char id[37],
+                       int *replayed, struct err_detail *d)
 {
     struct rec rec;
     struct db_param p[REC_MAX];
@@ -144,12 +143,7 @@ static int create_once(struct db_conn *c, json_t *body, const char *idem_key,
     memset(&rec, 0, sizeof(rec));
     if (!json_is_object(body))
         return err_set(d, ERR_PARSE, NULL, "the body must be a JSON object");
-    json_t *samples = json_object_get(body, "samples");
-    if (samples && !json_is_null(samples) && !json_is_array(samples))
-        return err_set(d, ERR_INVAL, "samples", "samples must be an array");
-    size_t nsamples = json_array_size(samples);
-    if (nsamples > MAX_SAMPLES)
-        return err_set(d, ERR_RANGE, "samples", "at most %d samples per run", MAX_SAMPLES);
+    size_t nsamples = 0;
     json_t *gpus = json_object_get(body, "gpu_samples");
     if (gpus && !json_is_null(gpus) && !json_is_array(gpus))
         return err_set(d, ERR_INVAL, "gpu_samples", "gpu_samples must be an array");
@@ -158,7 +152,10 @@ static int create_once(struct db_conn *c, json_t *body, const char *idem_key,
                        MAX_SAMPLES);
     if ((rc = rec_validate(&cat_runs, body, &rec, d)))
         goto out_free;
-    if (idem_key && (rc = body_hash(body, hash, d)))
+    /* Every sample is checked before the store is touched (and hashed
+       with the rest of the body when replays must be recognised). */
+    if ((rc = idem_key ? body_hash(body, span, span_len, &nsamples, hash, d)
+                       : scan_samples(span, span_len, &nsamples, NULL, d)))
         goto out_free;
     if ((rc = db_begin(c, 1, d)))
         goto out_free;
@@ -202,7 +199,7 @@ static int create_once(struct db_conn *c, json_t *body, const char *idem_key,
     rec.v[rec_field(&cat_runs, "created_at")] = db_p_int(now);
     int n = rec_params(cat_runs.ins_idx, cat_runs.ncols, &rec, p);
     if ((rc = db_exec(c, cat_runs.insert, p, n, NULL, d)) ||
-        (rc = insert_samples(c, id, now, samples, d)) ||
+        (rc = insert_samples(c, id, now, span, span_len, d)) ||
         (rc = cat__gpu_samples_insert(c, id, gpus, d)))
         goto out;
     if (idem_key) {
@@ -225,14 +222,40 @@ out_free:
     return rc;
 }
 
-int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key, struct buf *out,
-                   char etag[21], char id[37], int *replayed, struct err_detail *d)
+int cat_run_create_raw(struct db_conn *c, json_t *body, const char *span, size_t span_len,
+                       const char *idem_key, struct buf *out, char etag[21], char id[37],
+                       int *replayed, struct err_detail *d)
 {
     size_t mark = out->len;
+    if (!json_is_object(body))
+        return err_set(d, ERR_PARSE, NULL, "the body must be a JSON object");
+    if (json_object_get(body, "samples"))
+        return err_set(d, ERR_INTERNAL, "samples", "samples must come apart from the body");
     for (int i = 1;; i++) {
-        int rc = create_once(c, body, idem_key, out, etag, id, replayed, d);
+        int rc = create_once(c, body, span, span_len, idem_key, out, etag, id, replayed, d);
         if (i == ITEM_WRITE_TRIES || !db_retryable(c, rc))
             return rc;
         item_rewind(out, mark);
     }
+}
+
+int cat_run_create(struct db_conn *c, json_t *body, const char *idem_key, struct buf *out,
+                   char etag[21], char id[37], int *replayed, struct err_detail *d)
+{
+    if (!json_is_object(body))
+        return err_set(d, ERR_PARSE, NULL, "the body must be a JSON object");
+    json_t *samples = json_object_get(body, "samples");
+    if (!samples)
+        return cat_run_create_raw(c, body, NULL, 0, idem_key, out, etag, id, replayed, d);
+    char *span = json_dumps(samples, JSON_COMPACT | JSON_ENCODE_ANY);
+    json_t *rest = json_copy(body);
+    int rc;
+    if (!span || !rest || json_object_del(rest, "samples"))
+        rc = err_set(d, ERR_NOMEM, NULL, "out of memory");
+    else
+        rc = cat_run_create_raw(c, rest, span, strlen(span), idem_key, out, etag, id,
+                                replayed, d);
+    free(span);
+    json_decref(rest);
+    return rc;
 }

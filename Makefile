@@ -36,11 +36,12 @@ test-asan:
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j 2
 
-# libFuzzer builds of the fuzz targets (clang): make fuzz, then run e.g.
-# build-fuzz/tests/fuzz_http_query tests/fuzz/corpus/fuzz_http_query
+# libFuzzer builds of the fuzz targets (clang), each then run for
+# FUZZ_SECONDS (default 60) by scripts/fuzz.sh, which prints executions.
 fuzz: deps
 	@CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=Debug -DMC_SANITIZE=ON -DMC_FUZZ=ON >/dev/null
 	@cmake --build build-fuzz -j $(JOBS)
+	@./scripts/fuzz.sh
 
 bench: deps build
 	@./scripts/install-deps.sh bench

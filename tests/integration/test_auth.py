@@ -363,3 +363,19 @@ def test_cli_keys(srv, tmp_path):
     assert run_cli("keys", "create", "--name", "x", "--role", "root", "--db", srv.db_url).returncode == 2
     gen = run_cli("keys", "generate")
     assert gen.returncode == 0 and gen.stdout.strip().startswith("mc_")
+
+
+def test_no_secret_in_config_or_logs(srv, keys):
+    from conftest import run_cli
+    env = {"MODELCAT_BOOTSTRAP_ADMIN_KEY": ADMIN_KEY, "MODELCAT_JWT_KEYS": KEYRING}
+    res = run_cli("config", env=env)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    assert "bootstrap-admin-key" in out and "jwt-keys" in out
+    assert ADMIN_KEY not in out and b64u(SECRET_A) not in out and b64u(SECRET_B) not in out
+    # Refused credentials are not echoed into the server's log either.
+    srv.client(key=keys["viewer"]["key"][:-1] + "Z").get("/api/v1/models")
+    srv.client(key=ADMIN_KEY).get("/api/v1/models")
+    log = "\n".join(srv.lines)
+    for secret in (ADMIN_KEY, keys["viewer"]["key"], b64u(SECRET_A)):
+        assert secret not in log

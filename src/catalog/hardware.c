@@ -29,7 +29,10 @@ struct resource cat_hardware = {
     .nf = sizeof(hw_fields) / sizeof(hw_fields[0]),
     .from = "hardware h",
     .refs_sql = "SELECT COUNT(*) FROM runs WHERE hardware = $1",
-    .cascade_sql = "DELETE FROM runs WHERE hardware = $1",
+    .cascade_sql = (const char *const[]){
+        "DELETE FROM samples WHERE run_id IN (SELECT id FROM runs WHERE hardware = $1)",
+        "DELETE FROM gpu_samples WHERE run_id IN (SELECT id FROM runs WHERE hardware = $1)",
+        "DELETE FROM runs WHERE hardware = $1", NULL},
 };
 
 static const struct list_sort hw_sorts[] = {

@@ -202,9 +202,13 @@ static int delete_once(const struct resource *r, struct db_conn *c, const char *
                          " pass cascade=true", (long long)refs, r->name, id);
             goto out;
         }
-        if (refs > 0 && (rc = db_exec(c, r->cascade_sql, &p, 1, NULL, d)))
-            goto out;
+        for (int i = 0; refs > 0 && r->cascade_sql[i]; i++)
+            if ((rc = db_exec(c, r->cascade_sql[i], &p, 1, NULL, d)))
+                goto out;
     }
+    for (int i = 0; r->children_sql && r->children_sql[i]; i++)
+        if ((rc = db_exec(c, r->children_sql[i], &p, 1, NULL, d)))
+            goto out;
     char sql[256];
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE id = $1", r->table);
     if ((rc = db_exec(c, sql, &p, 1, NULL, d)) || (rc = db_commit(c, d)))

@@ -45,7 +45,10 @@ struct resource cat_models = {
     .from = "models m",
     .after_write = sync_tags,
     .refs_sql = "SELECT COUNT(*) FROM runs WHERE model = $1",
-    .cascade_sql = "DELETE FROM runs WHERE model = $1",
+    .cascade_sql = (const char *const[]){
+        "DELETE FROM samples WHERE run_id IN (SELECT id FROM runs WHERE model = $1)",
+        "DELETE FROM gpu_samples WHERE run_id IN (SELECT id FROM runs WHERE model = $1)",
+        "DELETE FROM runs WHERE model = $1", NULL},
 };
 
 static const struct list_sort model_sorts[] = {

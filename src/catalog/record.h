@@ -66,7 +66,13 @@ struct resource {
     /* Runs inside the write transaction after an insert or update, or NULL. */
     int (*after_write)(struct db_conn *c, const struct rec *rec, struct err_detail *d);
     const char *refs_sql;     /* counts rows referencing $1, or NULL */
-    const char *cascade_sql;  /* deletes rows referencing $1, or NULL */
+    /* Statements deleting the rows that reference $1, in order, NULL-ended;
+       or NULL. */
+    const char *const *cascade_sql;
+    /* Statements run before the row $1 itself is deleted (its own children
+       that no foreign key removes, such as its time series), NULL-ended;
+       or NULL. */
+    const char *const *children_sql;
     /* Built by rec_init from the fields: */
     char select[2048];     /* "m.id, m.name, ..." (columns of f, in order) */
     char insert[2048];     /* INSERT ... VALUES ($1..$n) */

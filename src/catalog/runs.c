@@ -116,6 +116,9 @@ struct resource cat_runs = {
     .extra = "h.on_demand_usd_per_hour, h.spot_usd_per_hour, h.gpus_per_instance",
     .nextra = 3,
     .render_extra = render_costs,
+    /* The time series have no foreign key on PostgreSQL (migration 0005). */
+    .children_sql = (const char *const[]){"DELETE FROM samples WHERE run_id = $1",
+                                          "DELETE FROM gpu_samples WHERE run_id = $1", NULL},
 };
 
 /* "created", then each metric twice: "m" (NULLs last) and "-m" (NULLs last). */

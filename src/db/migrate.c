@@ -8,7 +8,8 @@
  *
  * A migration is one SQL text for both backends, unless the two must
  * differ (partitioned tables exist only on PostgreSQL): then the file
- * NNNN_name_pg.sql is PostgreSQL's form and NNNN_name.sql SQLite's.
+ * NNNN_name_pg.sql is PostgreSQL's form and NNNN_name.sql SQLite's; a
+ * migration with no form for a backend only records its version there.
  */
 #include "db/migrate.h"
 
@@ -23,17 +24,19 @@ extern const char mig_0002_timeseries[];
 extern const char mig_0002_timeseries_pg[];
 extern const char mig_0003_run_sort_indexes[];
 extern const char mig_0004_auth[];
+extern const char mig_0005_series_unchecked_pg[];
 
 static const struct {
     int version;
     const char *name;
     const char *sql;
-    const char *sql_pg; /* NULL: sql serves both */
+    const char *sql_pg; /* NULL: sql serves both; with sql NULL, PostgreSQL only */
 } migs[] = {
     {1, "catalog", mig_0001_catalog, NULL},
     {2, "timeseries", mig_0002_timeseries, mig_0002_timeseries_pg},
     {3, "run_sort_indexes", mig_0003_run_sort_indexes, NULL},
     {4, "auth", mig_0004_auth, NULL},
+    {5, "series_unchecked", NULL, mig_0005_series_unchecked_pg},
 };
 #define NMIGS ((int)(sizeof(migs) / sizeof(migs[0])))
 
@@ -79,9 +82,9 @@ int db_migrate(struct db *db, int *applied, struct err_detail *d)
                                 db_p_text(migs[i].name, strlen(migs[i].name)),
                                 db_p_int(time_wall_ms())};
         const char *sql = migs[i].sql;
-        if (migs[i].sql_pg && strcmp(db_backend(db), "postgres") == 0)
+        if (strcmp(db_backend(db), "postgres") == 0 && (migs[i].sql_pg || !sql))
             sql = migs[i].sql_pg;
-        if ((rc = db_exec_script(c, sql, d)) ||
+        if ((sql && (rc = db_exec_script(c, sql, d))) ||
             (rc = db_exec(c, "INSERT INTO schema_migrations (version, name, applied_at)"
                              " VALUES ($1, $2, $3)", p, 3, NULL, d)) ||
             (rc = db_commit(c, d)))

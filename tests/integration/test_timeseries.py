@@ -159,6 +159,25 @@ def test_series_are_partitioned_by_month_and_made_ahead(server, client, base):
 
 
 @pg_only
+def test_deletes_remove_the_series_without_foreign_keys(server, client, base):
+    # The series have no foreign key on PostgreSQL: the catalog deletes them.
+    fks = sql(server, "SELECT conname FROM pg_constraint WHERE contype = 'f'"
+                      " AND conrelid IN ('samples'::regclass, 'gpu_samples'::regclass)")
+    assert fks == [], fks
+    one = [{"scheduled_ns": 0, "sent_ns": 1, "input_tokens": 1, "output_tokens": 1}]
+    run = post_run(client, base, samples=one, gpu_samples=gpu_rows())
+    assert client.delete(f"{RUNS}/{run['id']}").status == 204
+    # Cascades through a model delete too.
+    m = client.create("/api/v1/models", model_body(f"ts-org/c-{uid()}"))["id"]
+    run2 = client.create(RUNS, run_body(m, base["hw"], samples=one, gpu_samples=gpu_rows()))
+    from conftest import enc
+    assert client.delete(f"/api/v1/models/{enc(m)}", params={"cascade": "true"}).status == 204
+    for rid in (run["id"], run2["id"]):
+        for table in ("samples", "gpu_samples"):
+            assert sql(server, f"SELECT count(*) FROM {table} WHERE run_id = '{rid}'") == [("0",)]
+
+
+@pg_only
 def test_rows_outside_the_made_months_move_when_their_partition_is_made(
         server, client, base, server_factory):
     far = 1_924_992_000_000 + 86_400_000 * 10  # 2031-01-11

@@ -9,12 +9,12 @@ libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libjwt-dev
 libevent-dev libcurl4-openssl-dev libssl-dev
 libcmocka-dev python3 python3-pytest curl openssl
 libpq-dev postgresql-15 libhiredis-dev redis-server
-clang libclang-rt-14-dev"
+clang libclang-rt-14-dev nginx-light"
 
 # Extra groups, selected by the caller: "bench" adds the load tools.
 for g in "$@"; do
     case "$g" in
-    bench) PKGS="$PKGS wrk nginx-light" ;;
+    bench) PKGS="$PKGS wrk" ;;
     *) echo "install-deps: unknown group '$g'" >&2; exit 2 ;;
     esac
 done

@@ -374,6 +374,75 @@ def test_curl_transport_over_tls(tmp_path):
         srv.shutdown()
 
 
+def test_curl_transport_over_http2(tmp_path, sim):
+    """--transport curl speaks HTTP/2 (ALPN over TLS) to nginx in front of the sim,
+    and the token counts are the sim's, request by request."""
+    import shutil
+    import socket
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True,
+                   timeout=60)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    for d in ("tmp", "logs"):
+        (tmp_path / d).mkdir()
+    t = tmp_path / "tmp"
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"""
+user root;
+worker_processes 1;
+daemon off;
+pid {tmp_path}/nginx.pid;
+error_log {tmp_path}/logs/error.log;
+events {{ }}
+http {{
+    log_format proto '$server_protocol $status';
+    access_log {tmp_path}/logs/access.log proto;
+    client_body_temp_path {t}/body; proxy_temp_path {t}/proxy;
+    fastcgi_temp_path {t}/fcgi; uwsgi_temp_path {t}/uwsgi; scgi_temp_path {t}/scgi;
+    server {{
+        listen 127.0.0.1:{port} ssl http2;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{
+            proxy_pass {sim.url};
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }}
+    }}
+}}
+""")
+    ng = subprocess.Popen([nginx, "-c", str(conf), "-p", str(tmp_path)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert ng.poll() is None, ng.stderr.read()
+                time.sleep(0.05)
+        p, doc, lines = bench(tmp_path, f"https://127.0.0.1:{port}", "--transport", "curl",
+                              "--cacert", str(cert), "--num-prompts", "12",
+                              "--max-concurrency", "4", "--output-len", "7", "--ignore-eos")
+        assert doc["completed"] == 12 and doc["failed"] == 0, doc["error_counts"]
+        truth = sim.truth_rows()
+        assert all(x["output_tokens"] == truth[x["request_id"]]["output_tokens"] == 7
+                   for x in lines)
+        protos = (tmp_path / "logs" / "access.log").read_text().split("\n")
+        protos = [x for x in protos if x]
+        assert protos and all(x == "HTTP/2.0 200" for x in protos), protos
+    finally:
+        ng.terminate()
+        ng.wait(10)
+
+
 def test_coalesced_events_are_all_counted(tmp_path):
     """With the sim writing 8 events per write, reads carry several events;
     every token is still counted and timed per request."""

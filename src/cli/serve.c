@@ -124,6 +124,8 @@ int cli_serve(int argc, char **argv)
         .max_body = (size_t)cfg_int(&c, CFG_MAX_BODY),
         .max_connections = (int)cfg_int(&c, CFG_MAX_CONNECTIONS),
         .idle_timeout_s = (int)cfg_int(&c, CFG_IDLE_TIMEOUT),
+        .max_connections_per_ip = (int)cfg_int(&c, CFG_MAX_CONNECTIONS_PER_IP),
+        .body_timeout_s = (int)cfg_int(&c, CFG_BODY_TIMEOUT),
         .dispatch = api_dispatch,
         .reject = api_reject,
         .cors_origins = cfg_str(&c, CFG_CORS_ORIGINS),

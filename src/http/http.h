@@ -118,7 +118,9 @@ struct http_server_opts {
     int threads;
     size_t max_body;
     int max_connections;
+    int max_connections_per_ip; /* 0: no limit */
     int idle_timeout_s;
+    int body_timeout_s;         /* from the first header byte to the last body byte */
     void (*dispatch)(struct http_req *req, struct http_resp *resp);
     /* Called for a request refused before dispatch (e.g. 413), to fill the body. */
     void (*reject)(struct http_resp *resp, int status);

@@ -45,11 +45,19 @@ struct http_server {
 
 /* Per-request state, from the first call of on_access to completion. */
 struct conn_req {
+    int64_t started_ns;  /* when the headers were complete */
     struct buf body;
     size_t discarded;   /* body bytes dropped past the cap */
     int too_big;
     struct http_req req;
 };
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
 
 static const char *get_header(const struct http_req *r, const char *name)
 {
@@ -249,6 +257,8 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         if (!(cr = mem_calloc(1, sizeof(*cr))))
             return MHD_NO;
         buf_init(&cr->body, s->o.max_body);
+        cr->started_ns = mono_ns();
+        client_ip(conn, cr->req.client_ip, sizeof(cr->req.client_ip));
         *con_cls = cr;
         atomic_fetch_add(&s->inflight, 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -261,6 +271,13 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (*upload_size) {
+        /* A body that trickles in keeps the idle timer quiet: bound it. */
+        if (s->o.body_timeout_s > 0 &&
+            mono_ns() - cr->started_ns > (int64_t)s->o.body_timeout_s * 1000000000) {
+            log_debug("http", "%s: body not sent within %ds; closing", cr->req.client_ip,
+                      s->o.body_timeout_s);
+            return MHD_NO;
+        }
         if (!cr->too_big) {
             buf_append(&cr->body, upload, *upload_size);
             cr->too_big = buf_err(&cr->body) != 0;
@@ -285,7 +302,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     req->body_len = cr->body.len;
     req->header = get_header;
     req->conn = conn;
-    client_ip(conn, req->client_ip, sizeof(req->client_ip));
     request_id(conn, req->request_id);
     if (strcmp(method, "OPTIONS") == 0 &&
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
@@ -386,6 +402,7 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)o->threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,

@@ -379,3 +379,58 @@ def test_no_secret_in_config_or_logs(srv, keys):
     log = "\n".join(srv.lines)
     for secret in (ADMIN_KEY, keys["viewer"]["key"], b64u(SECRET_A)):
         assert secret not in log
+
+
+def test_slow_body_is_cut_off(server_factory_module):
+    """A body trickling in (one byte at a time, which keeps the idle timer
+    quiet) is cut off after --body-timeout."""
+    s = server_factory_module(args=("--body-timeout", "1"))
+    sock = s.raw_socket(timeout=5)
+    try:
+        sock.sendall(b"POST /api/v1/models HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Authorization: Bearer " + ADMIN_KEY.encode() + b"\r\nContent-Length: 100\r\n\r\n")
+        closed = False
+        for _ in range(40):  # 40 bytes over ~10 s, far past the 1 s allowed
+            try:
+                sock.sendall(b" ")
+            except OSError:
+                closed = True
+                break
+            time.sleep(0.25)
+            sock.setblocking(False)
+            try:
+                if sock.recv(1) == b"":
+                    closed = True
+                    break
+            except BlockingIOError:
+                pass
+            except OSError:
+                closed = True
+                break
+            finally:
+                sock.setblocking(True)
+        assert closed, "the server kept a trickling body open"
+    finally:
+        sock.close()
+    assert s.client().get("/healthz").status == 200
+
+
+def test_connections_per_ip_are_capped(server_factory_module):
+    s = server_factory_module(args=("--max-connections-per-ip", "2"))
+    held = [s.raw_socket(timeout=5) for _ in range(2)]
+    try:
+        for h in held:  # make sure both are accepted and counted
+            h.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert h.recv(4096).startswith(b"HTTP/1.1 200")
+        third = s.raw_socket(timeout=5)
+        try:
+            third.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            data = third.recv(4096)
+        except OSError:
+            data = b""
+        finally:
+            third.close()
+        assert data == b"", data
+    finally:
+        for h in held:
+            h.close()

@@ -677,8 +677,8 @@ static void test_corpus(void **state)
 {
     (void)state;
     static const char *const bodies[] = {
-        "{\"samples\":[{\"scheduled_ns\":1,\"sent_ns\":2,\"input_tokens\":3,"
-        "\"output_tokens\":4,\"x\":{\"a\":1,\"a\":2}}]}",
+        ("{\"samples\":[{\"scheduled_ns\":1,\"sent_ns\":2,\"input_tokens\":3,"
+         "\"output_tokens\":4,\"x\":{\"a\":1,\"a\":2}}]}"),
         "{\"samples\":[{\"scheduled_ns\":1,\"x\":{\"a\":1,\"b\":[{\"a\":1}],\"a\":2}}]}",
         "{\"samples\":[1,{\"a\":[],\"\\u0061\":{}}]}",
         "{\"samples\":[{\"a\\u0000\":1}]}",

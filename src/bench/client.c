@@ -81,7 +81,10 @@ void bench_request_id(const struct bench_run *r, uint64_t id, char out[40])
 void bench__request_body(struct client *cl, struct bench_req *r, struct buf *body)
 {
     const struct bench_load *l = cl->l;
-    const struct bench_prompt *pr = &l->prompts[r->id % l->nprompts];
+    size_t k = r->id, m = r->id - (size_t)l->warmup; /* see bench_load.todo */
+    if (!r->warmup && l->todo && m < l->ntodo)
+        k = (size_t)l->warmup + l->todo[m];
+    const struct bench_prompt *pr = &l->prompts[k % l->nprompts];
     struct bench_reqspec spec = {l->model, pr->text, pr->len, pr->output_len, l->ignore_eos};
     bench_backend_body(l->backend, &spec, body);
     r->input_tokens = pr->input_tokens;
@@ -98,6 +101,8 @@ void bench__finish(struct client *cl, struct bench_req *r, int err)
     cl->inflight--;
     if (!err)
         cl->tokens_done += r->output_tokens;
+    if (cl->l->on_finish && !r->warmup)
+        cl->l->on_finish(cl->l->on_finish_arg, r);
     if (cl->l->max_errors && cl->measuring && (int)cl->failed >= cl->l->max_errors) {
         cl->run->stopped_by_errors = 1;
         cl->stop_issuing = 1;
@@ -232,6 +237,23 @@ static void progress(struct client *cl, int64_t now, int final)
             cl->failed, eta, l->progress == 1 && !final ? "" : "\n");
 }
 
+/*
+ * Ends the run as interrupted: at once, or with a drain, by releasing no
+ * more requests and breaking the loop when the last one in flight ends or
+ * the drain's time is up (on_tick checks).
+ */
+static void interrupt(struct client *cl, int64_t now)
+{
+    if (!cl->run->interrupted) {
+        cl->run->interrupted = 1;
+        cl->drain_until = cl->l->drain_s > 0 ? now + (int64_t)(cl->l->drain_s * 1e9) : now;
+        cl->stop_issuing = 1;
+        cl->phead = cl->ptail; /* released but not started: never sent */
+    }
+    if (now >= cl->drain_until || cl->inflight == 0)
+        event_base_loopbreak(cl->base);
+}
+
 static void on_tick(evutil_socket_t fd, short what, void *arg)
 {
     struct client *cl = arg;
@@ -239,14 +261,15 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     int64_t now = time_mono_ns();
     cl->tr->sweep(cl, now);
     progress(cl, now, 0);
+    if (cl->run->interrupted || (cl->l->stop && *cl->l->stop))
+        interrupt(cl, now);
 }
 
 static void on_signal(evutil_socket_t fd, short what, void *arg)
 {
     struct client *cl = arg;
     (void)fd, (void)what;
-    cl->run->interrupted = 1;
-    event_base_loopbreak(cl->base);
+    interrupt(cl, time_mono_ns());
 }
 
 static double tv_s(const struct timeval *tv)

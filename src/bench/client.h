@@ -61,9 +61,33 @@ struct bench_load {
     const struct bench_prompt *prompts;
     size_t nprompts;
     /* Set by the caller's own SIGINT/SIGTERM handler before the loop owns
-       the signals: the run then ends at once, as interrupted. May be NULL. */
+       the signals, or by another thread (a preemption watcher) while it
+       runs: the run then ends as interrupted, at once or after a drain (see
+       drain_s). Checked every 100 ms. May be NULL. */
     const volatile sig_atomic_t *stop;
+    /* On stop (a signal or *stop): 0 ends at once; > 0 stops releasing
+       requests and lets those in flight finish, for at most this long. */
+    double drain_s;
+    /* Resuming a point: the planned measured requests still to do, as
+       their indices (ascending) among the point's num_prompts; the k-th
+       measured request of this run takes prompt warmup + todo[k], so the
+       runs of a point together issue each planned prompt exactly once.
+       num_prompts must then be ntodo. NULL: request k takes warmup + k. */
+    const size_t *todo;
+    size_t ntodo;
+    /* Called on the loop's thread for each measured request as it
+       finishes (r and its itl_ns are the run's: copy what must outlive the
+       call), or NULL. */
+    void (*on_finish)(void *arg, const struct bench_req *r);
+    void *on_finish_arg;
 };
+
+/* The index among the point's planned measured requests of finished request r. */
+static inline size_t bench_planned_index(const struct bench_load *l, const struct bench_req *r)
+{
+    size_t m = r->id - (size_t)l->warmup;
+    return l->todo && m < l->ntodo ? l->todo[m] : m;
+}
 
 struct bench_run {
     struct bench_req *reqs;       /* finished measured requests, in issue order */

@@ -61,6 +61,7 @@ struct client {
     int64_t next_arrival;
     int64_t phase_start;
     int measuring, stop_issuing;
+    int64_t drain_until;          /* interrupted: when the drain gives up */
     double lag_sum;
     int64_t last_progress;
     int64_t tokens_done;

@@ -85,6 +85,7 @@ static int parse_opts(const struct cfg *c, struct opts *o)
     l->warmup = (int)cfg_int(c, CFG_BENCH_WARMUP);
     l->request_timeout_s = cfg_double(c, CFG_BENCH_REQUEST_TIMEOUT);
     l->max_errors = (int)cfg_int(c, CFG_BENCH_MAX_ERRORS);
+    l->drain_s = cfg_double(c, CFG_BENCH_DRAIN_TIMEOUT);
     l->max_event = (size_t)cfg_int(c, CFG_BENCH_MAX_EVENT);
     l->progress = isatty(STDERR_FILENO) ? 1 : 2;
     if ((l->num_prompts == 0) == (l->duration_s == 0))

@@ -168,6 +168,9 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                                    CMD_BENCH, "seconds before a request counts as failed"},
     [CFG_BENCH_MAX_ERRORS] = {"max-errors", CFG_T_INT, "0", 0, 100000000, NULL, CMD_BENCH,
                               "stop after this many failed requests (0: never)"},
+    [CFG_BENCH_DRAIN_TIMEOUT] = {"drain-timeout", CFG_T_DOUBLE, "0", 0, 3600, NULL, CMD_BENCH,
+                                 "on SIGINT/SIGTERM, seconds to let requests in flight"
+                                 " finish (0: stop at once)"},
     [CFG_BENCH_MAX_EVENT] = {"max-event", CFG_T_SIZE, "1M", 1024, 67108864, NULL, CMD_BENCH,
                              "largest streamed event accepted, bytes"},
     [CFG_BENCH_TRANSPORT] = {"transport", CFG_T_ENUM, "native", 0, 0, "native|curl",

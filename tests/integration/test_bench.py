@@ -227,6 +227,33 @@ def test_sigterm_writes_a_valid_partial_result(tmp_path, sim):
     assert "Serving Benchmark Result" in out
 
 
+@pytest.mark.parametrize("drain", [0, 30])
+def test_sigterm_with_and_without_a_drain(tmp_path, drain):
+    """SIGTERM stops releasing requests; with --drain-timeout the ones in
+    flight finish (none incomplete), without it they are cut (incomplete)."""
+    slow = Sim(tmp_path, "--itl-ms", "40", "--itl-ms-per-seq", "0")
+    try:
+        result = tmp_path / "drained.json"
+        proc = subprocess.Popen(
+            [modelcat_bin(), "bench", "--base-url", slow.url, "--model", "sim-model",
+             "--num-prompts", "1000", "--max-concurrency", "8", "--output-len", "20",
+             "--ignore-eos", "--input-len", "16", "--result-json", str(result),
+             "--drain-timeout", str(drain)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(3.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err[-2000:]
+        doc = json.loads(result.read_text())
+        assert doc["interrupted"] is True and 0 < doc["completed"] < 1000
+        if drain:
+            assert doc["incomplete"] == 0 and doc["failed"] == 0, doc
+        else:
+            assert doc["incomplete"] > 0, doc
+    finally:
+        slow.stop()
+
+
 def test_transports_agree(tmp_path, sim):
     runs = {}
     for t in ("native", "curl"):

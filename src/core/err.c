@@ -63,6 +63,10 @@ static void scrub_utf8(char *s)
         size_t k = 1;
         while (k < len && (p[k] & 0xc0) == 0x80)
             k++;
+        if (len == 0 || k < len) { /* never read past a cut sequence's end */
+            *p++ = '?';
+            continue;
+        }
         uint32_t cp = len == 2 ? (p[0] & 0x1fu) << 6 | (p[1] & 0x3fu)
                     : len == 3 ? (p[0] & 0x0fu) << 12 | (p[1] & 0x3fu) << 6 | (p[2] & 0x3fu)
                     : len == 4 ? (p[0] & 0x07u) << 18 | (p[1] & 0x3fu) << 12 |

@@ -22,6 +22,7 @@ static const struct {
     {"config", cli_config, "print the effective settings"},
     {"sim", cli_sim, "run the inference engine simulator"},
     {"bench", cli_bench, "benchmark an LLM server (vLLM, TGI, LMDeploy, OpenAI, sim)"},
+    {"worker", cli_worker, "take benchmark jobs from a modelcat API and run them"},
     {"keys", cli_keys, "create, list and revoke API keys (create|list|revoke ID|generate)"},
 };
 

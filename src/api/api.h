@@ -44,6 +44,9 @@ struct api_auth_opts {
 int api_auth_init(const struct api_auth_opts *o, struct err_detail *d) MC_WUR;
 void api_auth_fini(void);
 
+/* Sets the max_attempts of jobs that do not give theirs (serve --max-attempts). */
+void api_jobs_set_max_attempts(int n);
+
 /* The route table, for tests (e.g. that each route is in the OpenAPI doc). */
 const struct http_route *api_routes(int *n);
 

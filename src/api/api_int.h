@@ -27,6 +27,8 @@ enum {
     API_T_RESULTS,  /* AUTH_WRITE_RESULTS: posting benchmark runs */
     API_T_ADMIN,    /* AUTH_ADMIN: keys and the audit trail */
     API_T_EXCHANGE, /* an API key (not a token), exchanged for a token */
+    API_T_JOBS_SUBMIT, /* AUTH_WRITE_CATALOG (editor, admin): create, cancel jobs */
+    API_T_JOBS,     /* AUTH_JOBS (worker, admin): claim and report on jobs */
 };
 
 /* Who is calling: set by api_authorize, read by handlers through req->app. */
@@ -142,6 +144,15 @@ void api_runs_get(struct http_req *, struct http_resp *);
 void api_runs_delete(struct http_req *, struct http_resp *);
 void api_runs_samples(struct http_req *, struct http_resp *);
 void api_runs_gpu_samples(struct http_req *, struct http_resp *);
+void api_jobs_list(struct http_req *, struct http_resp *);
+void api_jobs_create(struct http_req *, struct http_resp *);
+void api_jobs_get(struct http_req *, struct http_resp *);
+void api_jobs_cancel(struct http_req *, struct http_resp *);
+void api_jobs_claim(struct http_req *, struct http_resp *);
+void api_jobs_heartbeat(struct http_req *, struct http_resp *);
+void api_jobs_checkpoint(struct http_req *, struct http_resp *);
+void api_jobs_complete(struct http_req *, struct http_resp *);
+void api_jobs_release(struct http_req *, struct http_resp *);
 void api_healthz(struct http_req *, struct http_resp *);
 void api_readyz(struct http_req *, struct http_resp *);
 void api_openapi(struct http_req *, struct http_resp *);

@@ -187,6 +187,8 @@ static enum auth_perm tag_perm(int tag)
 {
     switch (tag) {
     case API_T_CATALOG: return AUTH_WRITE_CATALOG;
+    case API_T_JOBS_SUBMIT: return AUTH_WRITE_CATALOG; /* editor and admin */
+    case API_T_JOBS: return AUTH_JOBS;
     case API_T_RESULTS: return AUTH_WRITE_RESULTS;
     case API_T_ADMIN: return AUTH_ADMIN;
     default: return AUTH_READ;
@@ -230,7 +232,10 @@ int api_authorize(const struct http_route *r, struct http_req *req, struct http_
     }
     if (!auth_allows(who->p.role, need)) {
         api_error(resp, 403, "forbidden", NULL, "role %s may not %s",
-                  auth_role_name(who->p.role), need == AUTH_READ ? "read"
+                  auth_role_name(who->p.role),
+                  r->tag == API_T_JOBS_SUBMIT ? "submit or cancel benchmark jobs"
+                  : need == AUTH_JOBS ? "claim or report on benchmark jobs"
+                  : need == AUTH_READ ? "read"
                   : need == AUTH_ADMIN ? "administer keys and the audit trail"
                   : need == AUTH_WRITE_RESULTS ? "post benchmark results"
                   : "change the catalog");

@@ -18,162 +18,12 @@
 #include "bench/publish.h"
 #include "bench/report.h"
 #include "bench/stats.h"
+#include "cli/bench_spec.h"
 #include "cli/cli.h"
 #include "core/codec.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "core/timeutil.h"
-
-#define MAX_POINTS 64
-#define MAX_PCTS BENCH_PCT_MAX
-#define MAX_HEADERS 32
-
-struct opts {
-    struct bench_load l;
-    struct bench_target t;
-    struct bench_slo slo;
-    double pcts[MAX_PCTS];
-    int npcts;
-    int sweep_conc;              /* 1: sweep concurrency, 0: rate, -1: no sweep */
-    double points[MAX_POINTS];
-    int npoints;
-    char *headers[MAX_HEADERS];
-    char header_buf[4200];
-};
-
-static int usage_error(const char *fmt, const char *arg)
-{
-    fprintf(stderr, "modelcat bench: ");
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n");
-    return 2;
-}
-
-/* Parses "a,b,c" of numbers into out; returns the count or -1. */
-static int parse_list(const char *s, double *out, int max)
-{
-    int n = 0;
-    while (*s) {
-        char *end;
-        double v = strtod(s, &end);
-        if (end == s || n == max || !isfinite(v))
-            return -1;
-        out[n++] = v;
-        s = end;
-        if (*s == ',')
-            s++;
-        else if (*s)
-            return -1;
-    }
-    return n;
-}
-
-static int parse_opts(const struct cfg *c, struct opts *o)
-{
-    struct bench_load *l = &o->l;
-    struct err_detail d;
-    memset(o, 0, sizeof(*o));
-    err_clear(&d);
-    l->backend = bench_backend_parse(cfg_str(c, CFG_BENCH_BACKEND));
-    l->model = cfg_str(c, CFG_BENCH_MODEL);
-    l->ignore_eos = (int)cfg_int(c, CFG_BENCH_IGNORE_EOS);
-    l->api_key = *cfg_str(c, CFG_BENCH_API_KEY) ? cfg_str(c, CFG_BENCH_API_KEY) : NULL;
-    l->num_prompts = (int)cfg_int(c, CFG_BENCH_NUM_PROMPTS);
-    l->duration_s = cfg_double(c, CFG_BENCH_DURATION);
-    l->burstiness = cfg_double(c, CFG_BENCH_BURSTINESS);
-    l->max_concurrency = (int)cfg_int(c, CFG_BENCH_MAX_CONCURRENCY);
-    l->warmup = (int)cfg_int(c, CFG_BENCH_WARMUP);
-    l->request_timeout_s = cfg_double(c, CFG_BENCH_REQUEST_TIMEOUT);
-    l->max_errors = (int)cfg_int(c, CFG_BENCH_MAX_ERRORS);
-    l->drain_s = cfg_double(c, CFG_BENCH_DRAIN_TIMEOUT);
-    l->max_event = (size_t)cfg_int(c, CFG_BENCH_MAX_EVENT);
-    l->progress = isatty(STDERR_FILENO) ? 1 : 2;
-    if ((l->num_prompts == 0) == (l->duration_s == 0))
-        return usage_error("give either --num-prompts N or --duration S (and not both)%s", "");
-    const char *rate = cfg_str(c, CFG_BENCH_REQUEST_RATE);
-    char *end;
-    l->rate = strcmp(rate, "inf") == 0 ? INFINITY : strtod(rate, &end);
-    if (!isinf(l->rate) && (end == rate || *end || !(l->rate > 0) || !isfinite(l->rate)))
-        return usage_error("--request-rate: '%s' is not a positive number or inf", rate);
-    int64_t seed = cfg_int(c, CFG_BENCH_SEED);
-    l->seed = seed >= 0 ? (uint64_t)seed : bench_seed_random() >> 1;
-    err_clear(&d);
-    if (bench_pcts_parse(cfg_str(c, CFG_BENCH_PERCENTILES), o->pcts, &o->npcts, &d))
-        return usage_error("--percentiles: %s", d.msg);
-    if (bench_slo_parse(cfg_str(c, CFG_BENCH_GOODPUT), &o->slo, &d))
-        return usage_error("--goodput: %s", d.msg);
-    if (bench_arrival_check(isinf(l->rate) ? INFINITY : l->rate, l->burstiness, &d))
-        return usage_error("%s", d.msg);
-    const char *sw = cfg_str(c, CFG_BENCH_SWEEP);
-    o->sweep_conc = -1;
-    if (*sw) {
-        if (!strncmp(sw, "concurrency=", 12))
-            o->sweep_conc = 1, sw += 12;
-        else if (!strncmp(sw, "rate=", 5))
-            o->sweep_conc = 0, sw += 5;
-        else
-            return usage_error("--sweep: want concurrency=1,4,16 or rate=1,2,4, not '%s'", sw);
-        if ((o->npoints = parse_list(sw, o->points, MAX_POINTS)) <= 0)
-            return usage_error("--sweep: bad list '%s'", sw);
-        for (int i = 0; i < o->npoints; i++)
-            if (!(o->points[i] > 0) || (o->sweep_conc && o->points[i] != floor(o->points[i])))
-                return usage_error("--sweep: points must be positive%s", o->sweep_conc ?
-                                   " integers" : " numbers");
-    }
-    /* Headers: repeatable, one per line. */
-    snprintf(o->header_buf, sizeof(o->header_buf), "%s", cfg_str(c, CFG_BENCH_HEADER));
-    for (char *h = o->header_buf; *h && l->nheaders < MAX_HEADERS;) {
-        char *nl = strchr(h, '\n');
-        if (nl)
-            *nl = '\0';
-        const char *colon = strchr(h, ':');
-        if (!colon || colon == h || strpbrk(h, "\r"))
-            return usage_error("--header: '%s' is not 'Name: value'", h);
-        o->headers[l->nheaders++] = h;
-        h = nl ? nl + 1 : h + strlen(h);
-    }
-    l->headers = (const char *const *)o->headers;
-    l->url = cfg_str(c, CFG_BENCH_BASE_URL);
-    l->transport_curl = !strcmp(cfg_str(c, CFG_BENCH_TRANSPORT), "curl");
-    l->kernel_ts = !l->transport_curl && !strcmp(cfg_str(c, CFG_BENCH_TIMESTAMPS), "kernel");
-    l->cacert = *cfg_str(c, CFG_BENCH_CACERT) ? cfg_str(c, CFG_BENCH_CACERT) : NULL;
-    if (strncmp(l->url, "http://", 7) && strncmp(l->url, "https://", 8))
-        return usage_error("--base-url: '%s' is not an http:// or https:// URL", l->url);
-    if (!strncmp(l->url, "https://", 8) && !l->transport_curl)
-        return usage_error("--base-url %s: https needs --transport curl", l->url);
-    err_clear(&d);
-    if (!l->transport_curl && bench_target_parse(l->url, &o->t, &d))
-        return usage_error("%s", d.msg);
-    return 0;
-}
-
-static int load_dataset(const struct cfg *c, const struct opts *o, struct bench_dataset *ds)
-{
-    struct err_detail d;
-    const char *kind = cfg_str(c, CFG_BENCH_DATASET), *path = cfg_str(c, CFG_BENCH_DATASET_PATH);
-    /* Enough distinct prompts for a run; a duration run cycles through them. */
-    size_t n = o->l.num_prompts ? (size_t)o->l.num_prompts + (size_t)o->l.warmup : 10000;
-    int rc;
-    err_clear(&d);
-    if (!strcmp(kind, "random")) {
-        rc = bench_dataset_random(ds, n, (int)cfg_int(c, CFG_BENCH_INPUT_LEN),
-                                  (int)cfg_int(c, CFG_BENCH_OUTPUT_LEN),
-                                  cfg_double(c, CFG_BENCH_RANGE_RATIO),
-                                  (int32_t)cfg_int(c, CFG_BENCH_PREFIX_LEN), o->l.seed, &d);
-    } else if (!*path) {
-        fprintf(stderr, "modelcat bench: --dataset %s needs --dataset-path\n", kind);
-        return 2;
-    } else if (!strcmp(kind, "sharegpt")) {
-        rc = bench_dataset_sharegpt(ds, path, n, o->l.seed, &d);
-    } else {
-        rc = bench_dataset_jsonl(ds, path, n, &d);
-    }
-    if (rc) {
-        fprintf(stderr, "modelcat bench: dataset: %s\n", d.msg);
-        return 2;
-    }
-    return 0;
-}
 
 /* The command line, for provenance. */
 static void command_line(int argc, char **argv, char *out, size_t cap)
@@ -187,25 +37,14 @@ static void command_line(int argc, char **argv, char *out, size_t cap)
     }
 }
 
-static int publish_point(const struct cfg *c, const struct opts *o, json_t *result,
+static int publish_point(const struct cfg *c, const struct bench_opts *o, json_t *result,
                          const struct bench_run *run, const char *sweep_id, int point)
 {
     struct err_detail d;
     char idem[128], id[64] = "";
-    const char *engine = cfg_str(c, CFG_BENCH_ENGINE);
-    struct bench_catalog cat = {
-        .url = cfg_str(c, CFG_BENCH_CATALOG),
-        .api_key = cfg_str(c, CFG_BENCH_CATALOG_API_KEY),
-        .model = *cfg_str(c, CFG_BENCH_CATALOG_MODEL) ? cfg_str(c, CFG_BENCH_CATALOG_MODEL)
-                                                       : o->l.model,
-        .engine = *engine ? engine : bench_backend_name(o->l.backend),
-        .engine_version = cfg_str(c, CFG_BENCH_ENGINE_VERSION),
-        .engine_args = cfg_str(c, CFG_BENCH_ENGINE_ARGS),
-        .hardware = cfg_str(c, CFG_BENCH_HARDWARE),
-        .gpu_count = (int)cfg_int(c, CFG_BENCH_GPU_COUNT),
-        .tensor_parallel = (int)cfg_int(c, CFG_BENCH_TENSOR_PARALLEL),
-        .max_body = 1 << 20,
-    };
+    struct bench_catalog cat;
+    bench_opts_catalog(c, o, cfg_str(c, CFG_BENCH_CATALOG), cfg_str(c, CFG_BENCH_CATALOG_API_KEY),
+                       &cat);
     snprintf(idem, sizeof(idem), "bench-%s-%d", sweep_id, point);
     err_clear(&d);
     if (bench_publish(&cat, result, run, idem, id, &d)) {
@@ -218,17 +57,14 @@ static int publish_point(const struct cfg *c, const struct opts *o, json_t *resu
 }
 
 /* Runs point i of the sweep (or the only point); appends its result to all. */
-static int run_point(const struct cfg *c, struct opts *o, int i, const char *sweep_id,
+static int run_point(const struct cfg *c, struct bench_opts *o, int i, const char *sweep_id,
                      const char *cmd, FILE *reqs_out, json_t *all, int *interrupted)
 {
     struct bench_run run;
     struct bench_summary s;
     struct err_detail d;
     err_clear(&d);
-    if (o->sweep_conc == 1)
-        o->l.max_concurrency = (int)o->points[i];
-    else if (o->sweep_conc == 0)
-        o->l.rate = o->points[i];
+    bench_opts_point(o, i);
     if (o->npoints > 1)
         log_info("bench", "sweep point %d/%d: %s %g", i + 1, o->npoints,
                  o->sweep_conc ? "max-concurrency" : "request-rate", o->points[i]);
@@ -246,12 +82,7 @@ static int run_point(const struct cfg *c, struct opts *o, int i, const char *swe
     s.request_rate = o->l.rate;
     s.max_concurrency = o->l.max_concurrency;
     bench_summary_table(&s, stdout);
-    struct bench_report_ctx rc = {
-        .load = &o->l, .run = &run, .summary = &s, .dataset = cfg_str(c, CFG_BENCH_DATASET),
-        .base_url = cfg_str(c, CFG_BENCH_BASE_URL), .command = cmd,
-        .sweep_id = sweep_id, .point = i,
-    };
-    json_t *result = bench_report_result(&rc);
+    json_t *result = bench_opts_result(c, &o->l, &run, &s, cmd, sweep_id, i);
     int bad = !result;
     if (result && reqs_out)
         bad |= bench_report_requests(reqs_out, &run, i);
@@ -291,9 +122,9 @@ static void on_stop_signal(int sig)
 int cli_bench(int argc, char **argv)
 {
     struct cfg c;
-    struct opts o;
+    struct bench_opts o;
     struct bench_dataset ds = {0};
-    char sweep_id[37], cmd[4096];
+    char sweep_id[37], cmd[4096], msg[512];
     int rc = cli_setup(&c, CMD_BENCH, argc, argv,
                        "usage: modelcat bench --backend B --base-url URL --model NAME [flags]\n\n"
                        "Benchmarks an LLM server (vLLM, TGI, LMDeploy, any OpenAI-compatible\n"
@@ -307,7 +138,9 @@ int cli_bench(int argc, char **argv)
     sa.sa_handler = on_stop_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
-    if ((rc = parse_opts(&c, &o)) || (rc = load_dataset(&c, &o, &ds))) {
+    if ((rc = bench_opts_parse(&c, &o, msg, sizeof(msg))) ||
+        (rc = bench_opts_dataset(&c, &o, &ds, msg, sizeof(msg)))) {
+        fprintf(stderr, "modelcat bench: %s\n", msg);
         cfg_free(&c);
         return rc;
     }
@@ -328,7 +161,7 @@ int cli_bench(int argc, char **argv)
              bench_backend_name(o.l.backend), o.l.url, o.l.transport_curl ? "curl" : "native",
              (unsigned long long)o.l.seed, ds.n, cfg_str(&c, CFG_BENCH_DATASET));
     json_t *all = json_array();
-    int npoints = o.npoints ? o.npoints : 1, interrupted = 0, failed = 0;
+    int npoints = bench_opts_npoints(&o), interrupted = 0, failed = 0;
     for (int i = 0; i < npoints && (i == 0 || (!interrupted && !stop_requested)); i++)
         failed |= run_point(&c, &o, i, sweep_id, cmd, reqs_out, all, &interrupted);
     if (*cfg_str(&c, CFG_BENCH_RESULT_JSON) && json_array_size(all))

@@ -13,6 +13,7 @@ int cli_config(int argc, char **argv);
 int cli_sim(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_keys(int argc, char **argv);
+int cli_worker(int argc, char **argv);
 
 struct cfg;
 struct db;

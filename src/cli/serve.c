@@ -100,6 +100,7 @@ int cli_serve(int argc, char **argv)
     if (cat_series_maintain(db, time_wall_ms(), ahead, &d))
         log_warn("serve", "time-series partitions: %s", d.msg);
     api_init(db, cache);
+    api_jobs_set_max_attempts((int)cfg_int(&c, CFG_MAX_ATTEMPTS));
     struct api_auth_opts ao = {
         .reads_required = strcmp(cfg_str(&c, CFG_AUTH_READS), "required") == 0,
         .rate_limit = cfg_str(&c, CFG_RATE_LIMIT),

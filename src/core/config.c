@@ -61,6 +61,8 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                              "seconds a replica may lag before reads avoid it"},
     [CFG_PARTITIONS_AHEAD] = {"partitions-ahead", CFG_T_INT, "3", 1, 120, NULL, CMD_SERVE,
                               "months of time-series partitions kept made ahead (PostgreSQL)"},
+    [CFG_MAX_ATTEMPTS] = {"max-attempts", CFG_T_INT, "3", 1, 100, NULL, CMD_SERVE,
+                          "attempts of a benchmark job that gives no max_attempts"},
     /* auth and hardening */
     [CFG_AUTH_READS] = {"auth-reads", CFG_T_ENUM, "anonymous", 0, 0, "anonymous|required",
                         CMD_SERVE, "whether GETs need a credential (writes always do)"},
@@ -198,11 +200,43 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                                   "engine version for the catalog"},
     [CFG_BENCH_ENGINE_ARGS] = {"engine-args", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
                                "engine command-line arguments, for the catalog"},
+    /* worker */
+    [CFG_WORKER_API] = {"api", CFG_T_STR, "", 0, 0, NULL, CMD_WORKER,
+                        "the modelcat API to take benchmark jobs from, http(s)://host:port"},
+    [CFG_WORKER_API_KEY] = {"api-key", CFG_T_SECRET, "", 0, 0, NULL, CMD_WORKER,
+                            "worker key for --api (the engine's key stays MODELCAT_API_KEY)",
+                            "worker", "MODELCAT_WORKER_API_KEY"},
+    [CFG_WORKER_NAME] = {"worker-name", CFG_T_STR, "", 0, 0, NULL, CMD_WORKER,
+                         "this worker's name in the queue (default: host-pid)"},
+    [CFG_WORKER_LABELS] = {"labels", CFG_T_STR, "", 0, 0, NULL, CMD_WORKER,
+                           "what this node offers, k=v,k=v (a job needs all its labels here)"},
+    [CFG_WORKER_LEASE] = {"lease", CFG_T_INT, "60", 1, 3600, NULL, CMD_WORKER,
+                          "seconds of a job's lease; heartbeats renew it every third"},
+    [CFG_WORKER_CHECKPOINT_INTERVAL] = {"checkpoint-interval", CFG_T_DOUBLE, "30", 0.1, 86400,
+                                        NULL, CMD_WORKER,
+                                        "seconds between checkpoints inside a sweep point"},
+    [CFG_WORKER_POLL_INTERVAL] = {"poll-interval", CFG_T_DOUBLE, "5", 0.05, 3600, NULL,
+                                  CMD_WORKER, "seconds between asks for a preemption notice"},
+    [CFG_WORKER_CLOUD] = {"cloud", CFG_T_ENUM, "none", 0, 0, "none|aws|gcp|azure|auto",
+                          CMD_WORKER, "whose metadata service announces preemption"
+                          " (none: SIGTERM only)"},
+    [CFG_WORKER_METADATA_URL] = {"metadata-url", CFG_T_STR, "", 0, 0, NULL, CMD_WORKER,
+                                 "the metadata service, http:// (default: the cloud's)"},
+    [CFG_WORKER_DRAIN_TIMEOUT] = {"drain-timeout", CFG_T_DOUBLE, "60", 0, 3600, NULL,
+                                  CMD_WORKER, "on a notice, seconds in-flight requests may"
+                                  " take to finish", "worker", "MODELCAT_WORKER_DRAIN_TIMEOUT"},
+    [CFG_WORKER_ONCE] = {"once", CFG_T_BOOL, "0", 0, 1, NULL, CMD_WORKER,
+                         "claim at most one job, run it, and exit"},
 };
 
-/* "max-body" -> "MODELCAT_MAX_BODY" */
-static void env_name(char *out, size_t n, const char *name)
+/* "max-body" -> "MODELCAT_MAX_BODY", or the row's own env */
+static void env_name(char *out, size_t n, const struct cfg_def *def)
 {
+    const char *name = def->name;
+    if (def->env) {
+        snprintf(out, n, "%s", def->env);
+        return;
+    }
     size_t i = (size_t)snprintf(out, n, "MODELCAT_");
     for (; *name && i + 1 < n; name++)
         out[i++] = *name == '-' ? '_' : (char)toupper((unsigned char)*name);
@@ -255,7 +289,7 @@ static int set_value(struct cfg *c, int i, const char *v, enum cfg_source src,
     const struct cfg_def *def = &cfg_defs[i];
     char label[80];
     if (src == CFG_SRC_ENV)
-        env_name(label, sizeof(label), def->name);
+        env_name(label, sizeof(label), def);
     else
         snprintf(label, sizeof(label), "--%s", def->name);
     int64_t n = 0;
@@ -354,7 +388,7 @@ int cfg_load(struct cfg *c, unsigned cmd, int argc, char **argv,
         char name[80];
         if (!(cfg_defs[i].cmds & cmd))
             continue;
-        env_name(name, sizeof(name), cfg_defs[i].name);
+        env_name(name, sizeof(name), &cfg_defs[i]);
         const char *v = getenv(name);
         if (v && (rc = set_value(c, i, v, CFG_SRC_ENV, d)))
             goto out;
@@ -421,7 +455,7 @@ void cfg_print_help(void *fp, unsigned cmd)
         char flag[64], env[80];
         if (!(def->cmds & cmd))
             continue;
-        env_name(env, sizeof(env), def->name);
+        env_name(env, sizeof(env), def);
         snprintf(flag, sizeof(flag), "--%s%s", def->name,
                  def->type == CFG_T_BOOL ? "" : " V");
         fprintf(f, "  %-24s %s\n  %-24s [%s; default %s", flag, def->help, "",

@@ -21,6 +21,7 @@ enum {
     CMD_SIM = 1 << 4,
     CMD_BENCH = 1 << 5,
     CMD_KEYS = 1 << 6,
+    CMD_WORKER = 1 << 7,
 };
 #define CMD_STORE (CMD_SERVE | CMD_MIGRATE | CMD_SEED | CMD_KEYS)
 #define CMD_ALL 0xffff
@@ -50,6 +51,7 @@ enum cfg_id {
     CFG_DB_REPLICAS,
     CFG_REPLICA_MAX_LAG,
     CFG_PARTITIONS_AHEAD,
+    CFG_MAX_ATTEMPTS,
     /* auth and hardening */
     CFG_AUTH_READS,
     CFG_RATE_LIMIT,
@@ -118,6 +120,18 @@ enum cfg_id {
     CFG_BENCH_ENGINE,
     CFG_BENCH_ENGINE_VERSION,
     CFG_BENCH_ENGINE_ARGS,
+    /* worker */
+    CFG_WORKER_API,
+    CFG_WORKER_API_KEY,
+    CFG_WORKER_NAME,
+    CFG_WORKER_LABELS,
+    CFG_WORKER_LEASE,
+    CFG_WORKER_CHECKPOINT_INTERVAL,
+    CFG_WORKER_POLL_INTERVAL,
+    CFG_WORKER_CLOUD,
+    CFG_WORKER_METADATA_URL,
+    CFG_WORKER_DRAIN_TIMEOUT,
+    CFG_WORKER_ONCE,
     CFG__COUNT
 };
 
@@ -145,6 +159,9 @@ struct cfg_def {
     /* Set on a row that reuses another row's name for another command (e.g.
        "sim" for sim's --listen); `config` prints it as scope.name. */
     const char *scope;
+    /* The environment variable when it is not MODELCAT_ + the name (a
+       name shared with another command's setting of another meaning). */
+    const char *env;
 };
 
 enum cfg_source { CFG_SRC_DEFAULT, CFG_SRC_ENV, CFG_SRC_FLAG };

@@ -25,6 +25,7 @@ extern const char mig_0002_timeseries_pg[];
 extern const char mig_0003_run_sort_indexes[];
 extern const char mig_0004_auth[];
 extern const char mig_0005_series_unchecked_pg[];
+extern const char mig_0006_jobs[];
 
 static const struct {
     int version;
@@ -37,6 +38,7 @@ static const struct {
     {3, "run_sort_indexes", mig_0003_run_sort_indexes, NULL},
     {4, "auth", mig_0004_auth, NULL},
     {5, "series_unchecked", NULL, mig_0005_series_unchecked_pg},
+    {6, "jobs", mig_0006_jobs, NULL},
 };
 #define NMIGS ((int)(sizeof(migs) / sizeof(migs[0])))
 

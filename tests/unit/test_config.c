@@ -26,6 +26,8 @@ static void clear_env(void)
             name[k++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
         name[k] = '\0';
         unsetenv(name);
+        if (cfg_defs[i].env)
+            unsetenv(cfg_defs[i].env);
     }
 }
 

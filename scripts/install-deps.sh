@@ -9,7 +9,7 @@ libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libjwt-dev
 libevent-dev libcurl4-openssl-dev libssl-dev
 libcmocka-dev python3 python3-pytest curl openssl
 libpq-dev postgresql-15 libhiredis-dev redis-server
-clang libclang-rt-14-dev nginx-light"
+clang libclang-rt-14-dev nginx-light prometheus"
 
 # Extra groups, selected by the caller: "bench" adds the load tools.
 for g in "$@"; do

@@ -31,6 +31,7 @@ static const struct http_route routes[] = {
     {HTTP_GET, "/healthz", api_healthz, API_T_PUBLIC},
     {HTTP_GET, "/readyz", api_readyz, API_T_PUBLIC},
     {HTTP_GET, "/openapi.json", api_openapi, API_T_PUBLIC},
+    {HTTP_GET, "/metrics", api_metrics, API_T_PUBLIC},
     {HTTP_GET, "/api/v1/models", api_models_list, API_T_READ},
     {HTTP_POST, "/api/v1/models", api_models_create, API_T_CATALOG},
     {HTTP_GET, "/api/v1/models/{id}", api_models_get, API_T_READ},

@@ -47,6 +47,20 @@ void api_auth_fini(void);
 /* Sets the max_attempts of jobs that do not give theirs (serve --max-attempts). */
 void api_jobs_set_max_attempts(int n);
 
+struct metrics;
+struct http_server;
+/*
+ * Registers the API's metrics in m (api/metrics.c) and serves them at GET
+ * /metrics: set it up after api_init and before the server starts; m must
+ * outlive the server. Returns 0, ERR_NOMEM or ERR_RANGE (a route table too
+ * large). Without it /metrics answers 503.
+ */
+int api_metrics_init(struct metrics *m) MC_WUR;
+/* The server's observe hook (http_server_opts.observe). */
+void api_metrics_observe(const struct http_req *req, int status, size_t bytes, int64_t dur_ns);
+/* The server whose in-flight requests /metrics shows; NULL before it stops. */
+void api_metrics_server(struct http_server *s);
+
 /* The route table, for tests (e.g. that each route is in the OpenAPI doc). */
 const struct http_route *api_routes(int *n);
 

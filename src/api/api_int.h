@@ -156,5 +156,11 @@ void api_jobs_release(struct http_req *, struct http_resp *);
 void api_healthz(struct http_req *, struct http_resp *);
 void api_readyz(struct http_req *, struct http_resp *);
 void api_openapi(struct http_req *, struct http_resp *);
+void api_metrics(struct http_req *, struct http_resp *);
+
+/* Counts a job released by its worker (api/metrics.c). */
+void api_metrics_job_release(void);
+/* Records a stored checkpoint's size and the time its call took. */
+void api_metrics_checkpoint(size_t bytes, int64_t dur_ns);
 
 #endif

@@ -157,12 +157,18 @@ static void worker_call(struct http_req *req, struct http_resp *resp, enum job_o
     }
     if (api_conn(resp, &c))
         goto out;
+    int64_t t0 = time_mono_ns();
     if (op == JOB_CLAIM)
         rc = job_claim(c, strcmp(db_backend(api_db), "postgres") == 0, &m, time_wall_ms(),
                        &resp->body, &claimed, &d);
     else
         rc = job_worker_call(c, op, req->params[0], &m, time_wall_ms(), &resp->body, &d);
-    (void)db_release_result(api_db, c, rc, time_mono_ns());
+    int64_t t1 = time_mono_ns();
+    (void)db_release_result(api_db, c, rc, t1);
+    if (!rc && op == JOB_RELEASE)
+        api_metrics_job_release();
+    else if (!rc && op == JOB_CHECKPOINT)
+        api_metrics_checkpoint(m.checkpoint_len, t1 - t0);
     if (rc) {
         job_fail(resp, rc, &d);
     } else if (!claimed) {

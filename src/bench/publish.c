@@ -20,6 +20,17 @@ static const char *const summary_fields[] = {
 static const char *const stats[] = {"mean", "median", "std", "p50", "p90", "p95", "p99"};
 static const char *const metrics[] = {"ttft", "tpot", "itl", "e2el"};
 
+/* Telemetry summary fields (--gpu-telemetry), sent when known. */
+static const char *const telemetry_fields[] = {
+    "gpu_util_mean_pct", "gpu_util_max_pct", "gpu_mem_peak_bytes", "gpu_power_mean_w",
+    "energy_per_output_token_j", "kv_cache_peak_pct",
+};
+/* The keys of a result's GPU sample that the catalog stores. */
+static const char *const gpu_sample_keys[] = {
+    "ts_ms", "gpu", "util_pct", "mem_used_bytes", "power_w", "temp_c", "sm_clock_mhz",
+    "energy_j",
+};
+
 static void copy(json_t *dst, json_t *src, const char *key)
 {
     json_t *v = json_object_get(src, key);
@@ -82,6 +93,23 @@ json_t *bench_publish_body(const struct bench_catalog *cat, json_t *result,
             snprintf(key, sizeof(key), "%s_%s_ms", stats[s], metrics[m]);
             copy(b, result, key);
         }
+    for (size_t i = 0; i < sizeof(telemetry_fields) / sizeof(telemetry_fields[0]); i++)
+        if (json_is_number(json_object_get(result, telemetry_fields[i])))
+            copy(b, result, telemetry_fields[i]);
+    json_t *gs = json_object_get(result, "gpu_samples");
+    if (json_array_size(gs)) {
+        json_t *a = json_array();
+        size_t i;
+        json_t *g;
+        json_array_foreach(gs, i, g) {
+            json_t *o = json_object();
+            for (size_t k = 0; o && k < sizeof(gpu_sample_keys) / sizeof(gpu_sample_keys[0]); k++)
+                copy(o, g, gpu_sample_keys[k]);
+            if (!o || json_array_append_new(a, o))
+                break;
+        }
+        json_object_set_new(b, "gpu_samples", a);
+    }
     if (with_samples) {
         json_t *a = samples(run);
         if (!a) {
@@ -170,6 +198,11 @@ int bench_publish(const struct bench_catalog *cat, json_t *result, const struct 
     if (text && strlen(text) > cat->max_body) { /* too big with samples: send without */
         free(text);
         json_object_del(body, "samples");
+        text = json_dumps(body, JSON_COMPACT);
+    }
+    if (text && strlen(text) > cat->max_body) { /* and then without the GPU samples */
+        free(text);
+        json_object_del(body, "gpu_samples");
         text = json_dumps(body, JSON_COMPACT);
     }
     json_decref(body);

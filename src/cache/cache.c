@@ -106,8 +106,12 @@ const char *cache_backend(const struct cache *c)
 int cache_generation(struct cache *c, int64_t now_ns, uint64_t *gen)
 {
     int rc = c->ops->generation(c, now_ns, gen);
-    if (rc)
+    if (rc) {
         atomic_fetch_add_explicit(&c->bypasses, 1, memory_order_relaxed);
+        cache__count(c, CACHE_L_LOCAL, CACHE_R_BYPASS);
+        if (c->ops == &cache_redis_ops)
+            cache__count(c, CACHE_L_REDIS, CACHE_R_BYPASS);
+    }
     return rc;
 }
 
@@ -146,6 +150,15 @@ void cache_status(struct cache *c, struct cache_status *st)
     st->stores = atomic_load_explicit(&c->stores, memory_order_relaxed);
     st->bypasses = atomic_load_explicit(&c->bypasses, memory_order_relaxed);
     cache__lru_totals(c->lru, &st->entries, &st->bytes, &st->max_bytes);
+    for (int l = 0; l < 2; l++)
+        for (int r = 0; r < 3; r++)
+            st->level[l][r] = atomic_load_explicit(&c->level[l][r], memory_order_relaxed);
+    for (int i = 0; i < CACHE_SHARDS; i++) {
+        size_t e, b;
+        uint64_t ev;
+        cache__lru_shard(c->lru, i, &e, &b, &ev);
+        st->evictions += ev;
+    }
     c->ops->status(c, st);
 }
 

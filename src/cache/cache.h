@@ -59,13 +59,25 @@ struct cache_meta {
     char ctype[CACHE_CTYPE_MAX];  /* the Content-Type */
 };
 
-/* Counters and Redis health, for /readyz. */
+/* Levels and results of struct cache_status's level counters. */
+enum { CACHE_L_LOCAL, CACHE_L_REDIS };
+enum { CACHE_R_HIT, CACHE_R_MISS, CACHE_R_BYPASS };
+
+/* Counters and Redis health, for /readyz and /metrics. */
 struct cache_status {
     const char *backend;          /* "local" or "redis" */
     uint64_t generation;          /* the last generation known */
     int shared;                   /* 1: generation from Redis; 0: local */
     uint64_t hits, misses, stores, bypasses;
     size_t entries, bytes, max_bytes;
+    /*
+     * Lookups by level and result: local is the in-process LRU (both
+     * backends), redis the GET after a local miss (redis backend only; an
+     * error or an open breaker counts as a bypass). A request whose
+     * generation is unknown is a bypass at every level of the backend.
+     */
+    uint64_t level[2][3];
+    uint64_t evictions;           /* in-process entries evicted for room */
     int has_breaker;              /* the rest only for redis */
     int lease_ms;
     struct breaker_info breaker;

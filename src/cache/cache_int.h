@@ -36,8 +36,15 @@ struct cache {
     _Atomic uint64_t gen;           /* local generation (redis: writes seen here) */
     _Atomic uint64_t shared_gen;    /* redis: last generation read from Redis */
     atomic_ullong hits, misses, stores, bypasses;
+    atomic_ullong level[2][3];      /* [CACHE_L_*][CACHE_R_*], see cache_status */
     void *impl;                     /* the backend's state */
 };
+
+/* Counts one lookup's result at a level (relaxed). */
+static inline void cache__count(struct cache *c, int level, int result)
+{
+    atomic_fetch_add_explicit(&c->level[level][result], 1, memory_order_relaxed);
+}
 
 /* --- lru.c: CACHE_SHARDS shards, each a hash table + LRU list under a mutex --- */
 

@@ -27,7 +27,9 @@ static int local_generation(struct cache *c, int64_t now_ns, uint64_t *gen)
 static int local_get(struct cache *c, uint64_t gen, const char *key, size_t klen,
                      int64_t now_ns, struct buf *body, struct cache_meta *meta)
 {
-    return cache__lru_get(c->lru, gen, key, klen, now_ns, body, meta);
+    int rc = cache__lru_get(c->lru, gen, key, klen, now_ns, body, meta);
+    cache__count(c, CACHE_L_LOCAL, rc ? CACHE_R_MISS : CACHE_R_HIT);
+    return rc;
 }
 
 static int local_put(struct cache *c, uint64_t gen, const char *key, size_t klen,

@@ -493,8 +493,10 @@ static int redis_get(struct cache *c, uint64_t gen, const char *key, size_t klen
 {
     struct redis *r = c->impl;
     int rc = cache__lru_get(c->lru, gen, key, klen, now_ns, body, meta);
+    cache__count(c, CACHE_L_LOCAL, rc ? CACHE_R_MISS : CACHE_R_HIT);
     if (rc != ERR_NOTFOUND)
         return rc;
+    int result = CACHE_R_BYPASS;
     struct buf k;
     struct rcmd cmd = {0};
     redisReply *rep = NULL;
@@ -509,6 +511,7 @@ static int redis_get(struct cache *c, uint64_t gen, const char *key, size_t klen
     cmd_str(&cmd, last);
     if (run(r, now_ns, 1, &cmd, &rep))
         goto out;
+    result = CACHE_R_MISS;
     const char *b;
     size_t blen;
     /* A reply as long as the range may have been cut: never one of ours. */
@@ -523,7 +526,9 @@ static int redis_get(struct cache *c, uint64_t gen, const char *key, size_t klen
     }
     (void)cache__lru_put(c->lru, gen, key, klen, meta, b, blen, now_ns + c->ttl_ns);
     rc = 0;
+    result = CACHE_R_HIT;
 out:
+    cache__count(c, CACHE_L_REDIS, result);
     if (rep)
         freeReplyObject(rep);
     buf_free(&k);

@@ -143,6 +143,26 @@ int job_get(struct db_conn *c, const char *id, struct buf *out, struct err_detai
     return get_one(c, id, 0, out, d);
 }
 
+const char *const job_statuses[JOB_NSTATUS] = {"queued", "running", "succeeded", "failed",
+                                               "cancelled"};
+
+int job_count_by_status(struct db_conn *c, int64_t n[JOB_NSTATUS], struct err_detail *d)
+{
+    struct db_rows *r;
+    memset(n, 0, JOB_NSTATUS * sizeof(n[0]));
+    int rc = db_query(c, "SELECT status, COUNT(*) FROM jobs GROUP BY status", NULL, 0, &r, d);
+    if (rc)
+        return rc;
+    for (int i = 0; (rc = db_next(r)) == 1 && i < 16; i++) {
+        const char *st = db_col_text(r, 0, NULL);
+        for (int k = 0; st && k < JOB_NSTATUS; k++)
+            if (strcmp(st, job_statuses[k]) == 0)
+                n[k] = db_col_int(r, 1);
+    }
+    db_rows_close(r);
+    return rc < 0 ? err_set(d, rc, NULL, "counting jobs failed") : 0;
+}
+
 int job_list(struct db_conn *c, const char *status, const struct cat_page *pg,
              struct buf *out, struct err_detail *d)
 {

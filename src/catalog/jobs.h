@@ -87,6 +87,14 @@ int job_create(struct db_conn *c, json_t *body, const char *created_by, int def_
                int64_t now_ms, struct buf *out, char id[37], struct err_detail *d) MC_WUR;
 /* Appends job id (with a checkpoint summary, not its content) to out. */
 int job_get(struct db_conn *c, const char *id, struct buf *out, struct err_detail *d) MC_WUR;
+/* The statuses of a job, in the order job_count_by_status counts them. */
+#define JOB_NSTATUS 5
+extern const char *const job_statuses[JOB_NSTATUS];
+/*
+ * Counts the jobs of each status into n (one GROUP BY query; at most
+ * JOB_NSTATUS rows). Returns 0 or a store error.
+ */
+int job_count_by_status(struct db_conn *c, int64_t n[JOB_NSTATUS], struct err_detail *d) MC_WUR;
 /* Lists jobs, newest first, of one status when status is not NULL. */
 int job_list(struct db_conn *c, const char *status, const struct cat_page *pg,
              struct buf *out, struct err_detail *d) MC_WUR;

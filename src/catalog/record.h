@@ -48,7 +48,8 @@ struct fld {
     double def;          /* default for FF_DEF */
 };
 
-#define REC_MAX 64
+/* Fields of one resource at most (runs has the most: 65). */
+#define REC_MAX 96
 
 struct rec;
 

@@ -2,7 +2,8 @@
  * Benchmark runs: the resource description (the summary metrics use the
  * field names of vLLM's `bench serve` result), creation with per-request
  * samples and Idempotency-Key replay, the list filters and metric sorts,
- * and the derived cost per million output tokens.
+ * the derived cost per million output tokens, and the GPU telemetry
+ * summary a bench run with --gpu-telemetry sends.
  */
 #include <math.h>
 #include <openssl/evp.h>
@@ -56,6 +57,13 @@ static const struct fld run_fields[] = {
     {"seed", FK_INT, 0, 0, 9223372036854775807.0, NULL, 0},
     {"command", FK_TEXT, 0, 0, 8192, chk_printable, 0},
     {"sweep_id", FK_TEXT, 0, 1, 64, chk_sweep, 0},
+    /* The telemetry summary (bench --gpu-telemetry); null without it. */
+    {"gpu_util_mean_pct", FK_REAL, 0, 0, 100, NULL, 0},
+    {"gpu_util_max_pct", FK_REAL, 0, 0, 100, NULL, 0},
+    {"gpu_mem_peak_bytes", FK_INT, 0, 0, 9.2e18, NULL, 0},
+    {"gpu_power_mean_w", FK_REAL, 0, 0, 1e6, NULL, 0},
+    {"energy_per_output_token_j", FK_REAL, 0, 0, 1e12, NULL, 0},
+    {"kv_cache_peak_pct", FK_REAL, 0, 0, 100, NULL, 0},
     {"sample_count", FK_INT, FF_SERVER, 0, 0, NULL, 0},
     {"created_at", FK_TIME, FF_SERVER, 0, 0, NULL, 0},
     {"samples", FK_TEXT, FF_NOCOL, 0, 0, NULL, 0},
@@ -63,6 +71,7 @@ static const struct fld run_fields[] = {
 };
 #define NRUNF ((int)(sizeof(run_fields) / sizeof(run_fields[0])))
 _Static_assert(METRIC_LAST - METRIC_FIRST + 1 == 9 + 28, "summary metric range");
+_Static_assert(NRUNF <= REC_MAX, "run fields fit a record");
 
 static const char *chk_sweep(const char *s, size_t n)
 {

@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "telemetry/telemetry.h"
 
 /* The command line, for provenance. */
 static void command_line(int argc, char **argv, char *out, size_t cap)
@@ -68,7 +69,15 @@ static int run_point(const struct cfg *c, struct bench_opts *o, int i, const cha
     if (o->npoints > 1)
         log_info("bench", "sweep point %d/%d: %s %g", i + 1, o->npoints,
                  o->sweep_conc ? "max-concurrency" : "request-rate", o->points[i]);
-    if (bench_run(&o->t, &o->l, &run, &d)) {
+    /* Sampling runs on its own thread for the whole point. */
+    if (o->tel && tel_sampler_start(o->tel, &d)) {
+        log_error("bench", "%s", d.msg);
+        return 1;
+    }
+    int brc = bench_run(&o->t, &o->l, &run, &d);
+    if (o->tel)
+        tel_sampler_stop(o->tel);
+    if (brc) {
         log_error("bench", "%s", d.msg);
         return 1;
     }
@@ -83,7 +92,7 @@ static int run_point(const struct cfg *c, struct bench_opts *o, int i, const cha
     s.max_concurrency = o->l.max_concurrency;
     bench_summary_table(&s, stdout);
     json_t *result = bench_opts_result(c, &o->l, &run, &s, cmd, sweep_id, i);
-    int bad = !result;
+    int bad = !result || bench_opts_telemetry_result(c, o, result, &s, stdout);
     if (result && reqs_out)
         bad |= bench_report_requests(reqs_out, &run, i);
     if (result && *cfg_str(c, CFG_BENCH_CATALOG) && !run.interrupted && run.n)
@@ -139,8 +148,10 @@ int cli_bench(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     if ((rc = bench_opts_parse(&c, &o, msg, sizeof(msg))) ||
-        (rc = bench_opts_dataset(&c, &o, &ds, msg, sizeof(msg)))) {
+        (rc = bench_opts_dataset(&c, &o, &ds, msg, sizeof(msg))) ||
+        (rc = bench_opts_telemetry(&c, &o, msg, sizeof(msg)))) {
         fprintf(stderr, "modelcat bench: %s\n", msg);
+        bench_dataset_free(&ds);
         cfg_free(&c);
         return rc;
     }
@@ -171,6 +182,7 @@ int cli_bench(int argc, char **argv)
 out:
     if (reqs_out && fclose(reqs_out))
         rc = rc ? rc : 1;
+    bench_opts_telemetry_free(&o);
     bench_dataset_free(&ds);
     cfg_free(&c);
     return rc;

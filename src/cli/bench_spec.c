@@ -17,6 +17,8 @@
 #include "bench/backend.h"
 #include "bench/report.h"
 #include "core/config.h"
+#include "core/log.h"
+#include "telemetry/telemetry.h"
 
 /* Writes the message into msg; returns 2 (a usage error). */
 static int usage_error(char *msg, size_t cap, const char *fmt, ...)
@@ -213,4 +215,106 @@ json_t *bench_opts_result(const struct cfg *c, const struct bench_load *l,
         .sweep_id = sweep_id, .point = point,
     };
     return bench_report_result(&rc);
+}
+
+int bench_opts_telemetry(const struct cfg *c, struct bench_opts *o, char *msg, size_t cap)
+{
+    struct err_detail d;
+    struct tel_opts t = {
+        .sources = cfg_str(c, CFG_BENCH_GPU_TELEMETRY),
+        .interval_s = cfg_double(c, CFG_BENCH_GPU_TELEMETRY_INTERVAL),
+        .nvml_library = cfg_str(c, CFG_BENCH_NVML_LIBRARY),
+        .engine_url = o->l.url,
+    };
+    o->tel = NULL;
+    if (!*t.sources)
+        return 0;
+    err_clear(&d);
+    if (tel_sampler_create(&o->tel, &t, &d))
+        return usage_error(msg, cap, "--gpu-telemetry: %s", d.msg);
+    return 0;
+}
+
+void bench_opts_telemetry_free(struct bench_opts *o)
+{
+    tel_sampler_destroy(o->tel);
+    o->tel = NULL;
+}
+
+static json_t *num_or_null(double v)
+{
+    return isfinite(v) ? json_real(v) : json_null();
+}
+
+/* One GPU sample as the catalog's gpu_samples take it, plus its uuid. */
+static json_t *gpu_sample_json(const struct tel_gpu_sample *g)
+{
+    json_t *o = json_pack("{s:I,s:i}", "ts_ms", (json_int_t)g->ts_ms, "gpu", g->gpu);
+    if (!o)
+        return NULL;
+    if (g->have & TEL_HAVE_UTIL)
+        json_object_set_new(o, "util_pct", json_real(g->util_pct));
+    if (g->have & TEL_HAVE_MEM)
+        json_object_set_new(o, "mem_used_bytes", json_integer((json_int_t)g->mem_used_bytes));
+    if (g->have & TEL_HAVE_POWER)
+        json_object_set_new(o, "power_w", json_real(g->power_w));
+    if (g->have & TEL_HAVE_TEMP)
+        json_object_set_new(o, "temp_c", json_real(g->temp_c));
+    if (g->have & TEL_HAVE_CLOCK)
+        json_object_set_new(o, "sm_clock_mhz", json_real(g->sm_clock_mhz));
+    if (g->have & TEL_HAVE_ENERGY)
+        json_object_set_new(o, "energy_j", json_real(g->energy_j));
+    if (g->uuid[0])
+        json_object_set_new(o, "uuid", json_string(g->uuid));
+    return o;
+}
+
+int bench_opts_telemetry_result(const struct cfg *c, const struct bench_opts *o, json_t *result,
+                                const struct bench_summary *s, FILE *table)
+{
+    struct tel_summary t;
+    size_t ng, ne;
+    const char *last;
+    if (!o->tel)
+        return 0;
+    const struct tel_gpu_sample *g = tel_sampler_gpu(o->tel, &ng);
+    const struct tel_engine_sample *e = tel_sampler_engine(o->tel, &ne);
+    uint64_t errors = tel_sampler_errors(o->tel, &last);
+    if (errors)
+        log_warn("bench", "gpu telemetry: %llu failed reads, the last: %s",
+                 (unsigned long long)errors, last);
+    tel_summarize(g, ng, e, ne, s->total_output_tokens, &t);
+    if (table)
+        tel_summary_print(&t, table);
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < ng; i++)
+        if (json_array_append_new(a, gpu_sample_json(&g[i]))) {
+            json_decref(a);
+            a = NULL;
+        }
+    json_t *info = json_pack("{s:s,s:f,s:I,s:I,s:I,s:s}",
+        "sources", cfg_str(c, CFG_BENCH_GPU_TELEMETRY),
+        "interval_s", cfg_double(c, CFG_BENCH_GPU_TELEMETRY_INTERVAL),
+        "gpus", (json_int_t)t.gpus, "engine_samples", (json_int_t)ne,
+        "errors", (json_int_t)errors,
+        "energy_from", isnan(t.energy_j) ? "none" : t.energy_from_counter ? "counter" : "power");
+    if (!a || !info) {
+        json_decref(a);
+        json_decref(info);
+        return -1;
+    }
+    json_object_set_new(result, "gpu_util_mean_pct", num_or_null(t.util_mean_pct));
+    json_object_set_new(result, "gpu_util_max_pct", num_or_null(t.util_max_pct));
+    json_object_set_new(result, "gpu_mem_peak_bytes", isfinite(t.mem_peak_bytes)
+                        ? json_integer((json_int_t)t.mem_peak_bytes) : json_null());
+    json_object_set_new(result, "gpu_power_mean_w", num_or_null(t.power_mean_w));
+    json_object_set_new(result, "gpu_energy_j", num_or_null(t.energy_j));
+    json_object_set_new(result, "energy_per_output_token_j",
+                        num_or_null(t.energy_per_output_token_j));
+    json_object_set_new(result, "kv_cache_peak_pct", num_or_null(t.kv_peak_pct));
+    json_object_set_new(result, "engine_running_mean", num_or_null(t.running_mean));
+    json_object_set_new(result, "engine_waiting_mean", num_or_null(t.waiting_mean));
+    json_object_set_new(result, "gpu_telemetry", info);
+    json_object_set_new(result, "gpu_samples", a);
+    return 0;
 }

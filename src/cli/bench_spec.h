@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "bench/client.h"
 #include "bench/dataset.h"
@@ -20,6 +21,7 @@
 #define BENCH_SPEC_MAX_HEADERS 32
 
 struct cfg;
+struct tel_sampler;
 
 /* A parsed bench: the load, the target, and the sweep. */
 struct bench_opts {
@@ -33,6 +35,7 @@ struct bench_opts {
     int npoints;                 /* 0 without a sweep */
     char *headers[BENCH_SPEC_MAX_HEADERS];
     char header_buf[4200];
+    struct tel_sampler *tel;     /* --gpu-telemetry, or NULL */
 };
 
 /*
@@ -71,5 +74,22 @@ void bench_opts_catalog(const struct cfg *c, const struct bench_opts *o, const c
 json_t *bench_opts_result(const struct cfg *c, const struct bench_load *l,
                           const struct bench_run *run, const struct bench_summary *s,
                           const char *cmd, const char *sweep_id, int point);
+
+/*
+ * Opens the telemetry sampler --gpu-telemetry asks for into o->tel (left
+ * NULL without one; free with bench_opts_telemetry_free). Returns 0, or 2
+ * with a message (an unknown source, NVML that cannot be loaded).
+ */
+int bench_opts_telemetry(const struct cfg *c, struct bench_opts *o, char *msg, size_t cap);
+void bench_opts_telemetry_free(struct bench_opts *o);
+
+/*
+ * Adds the telemetry of the point just sampled by o->tel (stopped) to
+ * result: the summary fields (null when unknown), "gpu_telemetry" with
+ * counts, and "gpu_samples"; prints the summary to table when not NULL.
+ * Nothing without o->tel. Returns 0, or -1 on ENOMEM.
+ */
+int bench_opts_telemetry_result(const struct cfg *c, const struct bench_opts *o, json_t *result,
+                                const struct bench_summary *s, FILE *table);
 
 #endif

@@ -19,6 +19,7 @@
 #include "cli/cli.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/timeutil.h"
 #include "db/migrate.h"
 #include "http/http.h"
@@ -54,6 +55,7 @@ int cli_serve(int argc, char **argv)
     struct db *db = NULL;
     struct cache *cache = NULL;
     struct http_server *srv = NULL;
+    struct metrics *metrics = NULL;
     struct err_detail d;
     int rc = cli_setup(&c, CMD_SERVE, argc, argv,
                        "usage: modelcat serve [flags]\n\n"
@@ -100,6 +102,11 @@ int cli_serve(int argc, char **argv)
     if (cat_series_maintain(db, time_wall_ms(), ahead, &d))
         log_warn("serve", "time-series partitions: %s", d.msg);
     api_init(db, cache);
+    if (!(metrics = metrics_create()) || db_metrics(db, metrics) ||
+        api_metrics_init(metrics)) {
+        log_error("serve", "metrics: out of memory");
+        goto out;
+    }
     api_jobs_set_max_attempts((int)cfg_int(&c, CFG_MAX_ATTEMPTS));
     struct api_auth_opts ao = {
         .reads_required = strcmp(cfg_str(&c, CFG_AUTH_READS), "required") == 0,
@@ -130,11 +137,13 @@ int cli_serve(int argc, char **argv)
         .dispatch = api_dispatch,
         .reject = api_reject,
         .cors_origins = cfg_str(&c, CFG_CORS_ORIGINS),
+        .observe = api_metrics_observe,
     };
     if (http_server_start(&o, &srv, &d)) {
         log_error("serve", "%s", d.msg);
         goto out;
     }
+    api_metrics_server(srv);
     const char *listen = cfg_str(&c, CFG_LISTEN);
     char host[128];
     snprintf(host, sizeof(host), "%.*s", (int)(strrchr(listen, ':') - listen), listen);
@@ -150,6 +159,7 @@ int cli_serve(int argc, char **argv)
     }
     log_info("serve", "%s: draining (up to %llds)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
              (long long)cfg_int(&c, CFG_SHUTDOWN_TIMEOUT));
+    api_metrics_server(NULL);
     int left = http_server_stop(srv, (int)cfg_int(&c, CFG_SHUTDOWN_TIMEOUT) * 1000);
     srv = NULL;
     if (left)
@@ -157,11 +167,13 @@ int cli_serve(int argc, char **argv)
     log_info("serve", "stopped");
     rc = 0;
 out:
+    api_metrics_server(NULL);
     if (srv)
         http_server_stop(srv, 0);
     api_auth_fini();
     db_close(db);
     cache_destroy(cache);
+    metrics_destroy(metrics);
     cfg_free(&c);
     return rc;
 }

@@ -58,6 +58,7 @@ static void move_to(struct breaker *b, enum breaker_state s, int64_t now_ns)
     b->state = s;
     b->since_ns = now_ns;
     b->transitions++;
+    b->transitions_to[s]++;
     reset_counts(b);
 }
 
@@ -171,6 +172,8 @@ void breaker_info(struct breaker *b, struct breaker_info *out)
     pthread_mutex_lock(&b->mu);
     out->state = b->state;
     out->transitions = b->transitions;
+    for (int i = 0; i < 3; i++)
+        out->transitions_to[i] = b->transitions_to[i];
     out->last_transition_ns = b->transitions ? b->since_ns : 0;
     out->consecutive_failures = b->consecutive;
     out->window_calls = b->ring_len;

@@ -47,6 +47,7 @@ struct breaker_opts {
 struct breaker_info {
     enum breaker_state state;
     uint64_t transitions;       /* state changes since breaker_init */
+    uint64_t transitions_to[3]; /* of them, into each enum breaker_state */
     int64_t last_transition_ns; /* now_ns of the last change; 0 if none */
     int consecutive_failures;
     int window_calls, window_failures;
@@ -64,6 +65,7 @@ struct breaker {
     int probes, probe_ok;
     int64_t since_ns;                       /* when the current state began */
     uint64_t transitions;
+    uint64_t transitions_to[3];             /* by the state entered */
 };
 
 /*

@@ -200,6 +200,14 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                                   "engine version for the catalog"},
     [CFG_BENCH_ENGINE_ARGS] = {"engine-args", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
                                "engine command-line arguments, for the catalog"},
+    [CFG_BENCH_GPU_TELEMETRY] = {"gpu-telemetry", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                                 "sample GPUs and the engine during each point: nvml,"
+                                 " engine, dcgm:URL (comma-separated)"},
+    [CFG_BENCH_GPU_TELEMETRY_INTERVAL] = {"gpu-telemetry-interval", CFG_T_DOUBLE, "1", 0.05,
+                                          3600, NULL, CMD_BENCH,
+                                          "seconds between telemetry samples"},
+    [CFG_BENCH_NVML_LIBRARY] = {"nvml-library", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                                "path of libnvidia-ml.so.1 (default: the loader's search)"},
     /* worker */
     [CFG_WORKER_API] = {"api", CFG_T_STR, "", 0, 0, NULL, CMD_WORKER,
                         "the modelcat API to take benchmark jobs from, http(s)://host:port"},

@@ -1,7 +1,13 @@
 /*
  * Backend selection by URL scheme, the connection pool, and the thin
  * dispatch from db.h to the chosen backend's ops table, plus the checks
- * every backend shares (bulk-load identifiers, copy state).
+ * every backend shares (bulk-load identifiers, copy state), and the
+ * metrics of the calls that reach the server (see db_metrics).
+ *
+ * The metrics cost one branch when off; when on, a clock read before and
+ * after the call and two relaxed atomic adds (core/metrics.h): no lock.
+ * A query is timed from db_query to its first row, since SQLite runs a
+ * statement in its first step, not when it is prepared.
  */
 #include "db/db.h"
 
@@ -10,6 +16,7 @@
 
 #include "core/buf.h"
 #include "core/mem.h"
+#include "core/timeutil.h"
 #include "db/db_int.h"
 
 int db__pool_init(struct db_pool *p, const struct db_ops *ops, const char *target,
@@ -97,6 +104,78 @@ void db__pool_drop(struct db_pool *p, struct db_conn *c)
     }
 }
 
+/* Label values of the error counter's code: index -rc - 1, the last for any other. */
+static const char *const err_codes[] = {
+    "nomem", "inval", "notfound", "exists", "conflict", "precond", "toobig", "busy",
+    "unavail", "io", "corrupt", "internal", "parse", "range", "replay", "denied", "other",
+};
+#define NCODES ((int)(sizeof(err_codes) / sizeof(err_codes[0])))
+static const char *const backends[] = {"sqlite", "postgres"};
+static const char *const roles[] = {"primary", "replica"};
+
+void db__pool_metrics(struct db *db, struct db_pool *p)
+{
+    p->m_dur = db->m_dur;
+    p->m_err = db->m_err;
+    p->m_series = (p->ops == &db_pg_ops) * 2 + (p->replica != NULL);
+}
+
+int db_metrics(struct db *db, struct metrics *m)
+{
+    static const int64_t bounds[] = {
+        10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000, 5000000,
+        10000000, 25000000, 50000000, 100000000, 250000000, 500000000, 1000000000,
+        2500000000, 5000000000, 10000000000,
+    };
+    const struct metrics_dim dims[] = {{"backend", 2, backends}, {"role", 2, roles},
+                                       {"code", NCODES, err_codes}};
+    struct metrics_family_opts dur = {
+        .name = "modelcat_db_query_duration_seconds",
+        .help = "Time of store calls (a query until its first row), by backend and role.",
+        .type = METRICS_HISTOGRAM, .ndims = 2, .dims = dims, .bounds = bounds,
+        .nbounds = (int)(sizeof(bounds) / sizeof(bounds[0])), .scale = 1e9, .sparse = 1,
+    };
+    struct metrics_family_opts err = {
+        .name = "modelcat_db_errors_total",
+        .help = "Store calls that failed, by backend, role and error code.",
+        .type = METRICS_COUNTER, .ndims = 3, .dims = dims, .sparse = 1,
+    };
+    if (!(db->m_dur = metrics_family(m, &dur)) || !(db->m_err = metrics_family(m, &err))) {
+        db->m_dur = db->m_err = NULL;
+        return ERR_NOMEM;
+    }
+    db__pool_metrics(db, &db->primary);
+    for (int i = 0; i < db->nreplicas; i++)
+        db__pool_metrics(db, &db->replicas[i]->pool);
+    return 0;
+}
+
+/* Start of a timed call on c: the clock, or 0 when metrics are off. */
+static inline int64_t obs_start(const struct db_conn *c)
+{
+    return c->pool && c->pool->m_dur ? time_mono_ns() : 0;
+}
+
+/* Counts rc (non-zero) against c's pool. */
+static void obs_error(const struct db_conn *c, int rc)
+{
+    const struct db_pool *p = c->pool;
+    int code = rc < 0 && -rc <= NCODES - 1 ? -rc - 1 : NCODES - 1;
+    if (p && p->m_err)
+        metrics_add(p->m_err, p->m_series * NCODES + code, 1);
+}
+
+/* Ends a call timed from t0 (0: not timed) with rc; returns rc. */
+static inline int obs_end(const struct db_conn *c, int64_t t0, int rc)
+{
+    if (t0) {
+        metrics_observe(c->pool->m_dur, c->pool->m_series, time_mono_ns() - t0);
+        if (rc)
+            obs_error(c, rc);
+    }
+    return rc;
+}
+
 int db_open(const char *url, const struct db_opts *o, struct db **out,
             struct err_detail *d)
 {
@@ -165,10 +244,26 @@ void db_release(struct db *db, struct db_conn *c)
 int db_query(struct db_conn *c, const char *sql, const struct db_param *p,
              int np, struct db_rows **out, struct err_detail *d)
 {
-    return c->ops->query(c, sql, p, np, out, d);
+    int64_t t0 = obs_start(c);
+    int rc = c->ops->query(c, sql, p, np, out, d);
+    if (rc)
+        return obs_end(c, t0, rc);
+    (*out)->conn = c;
+    (*out)->t0_ns = t0;
+    return 0;
 }
 
-int db_next(struct db_rows *r) { return r->ops->next(r); }
+int db_next(struct db_rows *r)
+{
+    int rc = r->ops->next(r);
+    if (r->t0_ns) {
+        (void)obs_end(r->conn, r->t0_ns, rc < 0 ? rc : 0);
+        r->t0_ns = 0;
+    } else if (rc < 0 && r->conn && r->conn->pool && r->conn->pool->m_err) {
+        obs_error(r->conn, rc);
+    }
+    return rc;
+}
 int db_col_type(struct db_rows *r, int col) { return r->ops->col_type(r, col); }
 const char *db_col_text(struct db_rows *r, int col, size_t *len)
 {
@@ -178,24 +273,30 @@ int64_t db_col_int(struct db_rows *r, int col) { return r->ops->col_int(r, col);
 double db_col_real(struct db_rows *r, int col) { return r->ops->col_real(r, col); }
 void db_rows_close(struct db_rows *r)
 {
-    if (r)
-        r->ops->rows_close(r);
+    if (!r)
+        return;
+    if (r->t0_ns) /* closed before its first row was read */
+        (void)obs_end(r->conn, r->t0_ns, 0);
+    r->ops->rows_close(r);
 }
 
 int db_exec(struct db_conn *c, const char *sql, const struct db_param *p,
             int np, int64_t *changes, struct err_detail *d)
 {
-    return c->ops->exec(c, sql, p, np, changes, d);
+    int64_t t0 = obs_start(c);
+    return obs_end(c, t0, c->ops->exec(c, sql, p, np, changes, d));
 }
 
 int db_exec_script(struct db_conn *c, const char *sql, struct err_detail *d)
 {
-    return c->ops->exec_script(c, sql, d);
+    int64_t t0 = obs_start(c);
+    return obs_end(c, t0, c->ops->exec_script(c, sql, d));
 }
 
 int db_begin(struct db_conn *c, int write, struct err_detail *d)
 {
-    int rc = c->ops->begin(c, write, d);
+    int64_t t0 = obs_start(c);
+    int rc = obs_end(c, t0, c->ops->begin(c, write, d));
     if (!rc)
         c->in_tx = 1;
     return rc;
@@ -203,7 +304,8 @@ int db_begin(struct db_conn *c, int write, struct err_detail *d)
 
 int db_commit(struct db_conn *c, struct err_detail *d)
 {
-    int rc = c->ops->commit(c, d);
+    int64_t t0 = obs_start(c);
+    int rc = obs_end(c, t0, c->ops->commit(c, d));
     if (!rc)
         c->in_tx = 0;
     return rc;
@@ -273,7 +375,8 @@ int db_copy_end(struct db_conn *c, struct err_detail *d)
     if (!c->in_copy)
         return err_set(d, ERR_INVAL, NULL, "db_copy_end without db_copy_begin");
     c->in_copy = 0;
-    return c->ops->copy_end(c, d);
+    int64_t t0 = obs_start(c);
+    return obs_end(c, t0, c->ops->copy_end(c, d));
 }
 
 int db__schema_lock(struct db_conn *c, int lock, struct err_detail *d)

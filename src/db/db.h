@@ -66,6 +66,20 @@ void db_close(struct db *db);
 /* Backend name: "sqlite" or "postgres". */
 const char *db_backend(const struct db *db);
 
+struct metrics;
+/*
+ * Registers the store's metrics in m and starts observing them, for the
+ * primary and every replica (added before or after):
+ *   modelcat_db_query_duration_seconds{backend,role} — db_query to its
+ *     first row (or its error), db_exec, db_exec_script, db_begin,
+ *     db_commit, db_copy_end;
+ *   modelcat_db_errors_total{backend,role,code} — those calls and db_next
+ *     returning an error, by error code ("unavail", "busy", "exists", ...).
+ * role is "primary" or "replica". Call once, before the db is shared
+ * between threads; m must outlive db. Returns 0 or ERR_NOMEM.
+ */
+int db_metrics(struct db *db, struct metrics *m) MC_WUR;
+
 /*
  * Takes a connection to the primary from its pool, opening one if under
  * max_conns, else waits. Writes always go through db_acquire.

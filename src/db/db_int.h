@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "core/breaker.h"
+#include "core/metrics.h"
 #include "db/db.h"
 
 struct db_ops {
@@ -55,6 +56,9 @@ struct db_conn {
 
 struct db_rows {
     const struct db_ops *ops;
+    /* Set by db.c's db_query: the query's start, until its first row is read. */
+    struct db_conn *conn;
+    int64_t t0_ns;              /* 0: observed already, or metrics off */
 };
 
 /* A pool of connections to one server: the primary or one replica (db.c). */
@@ -67,6 +71,9 @@ struct db_pool {
     struct db_conn *free;       /* idle connections */
     int open;                   /* connections in existence */
     struct db_replica *replica; /* NULL for the primary's pool */
+    /* Metrics (db_metrics); NULL when off. m_series: backend * 2 + role. */
+    struct metrics_family *m_dur, *m_err;
+    int m_series;
 };
 
 /* A read replica (db_replica.c): its pool, breaker and lag check. */
@@ -88,7 +95,11 @@ struct db {
     struct db_replica *replicas[DB_MAX_REPLICAS];
     int nreplicas;
     unsigned rr;                /* round-robin counter (atomic) */
+    struct metrics_family *m_dur, *m_err; /* db_metrics; NULL when off */
 };
+
+/* Points pool p's metrics at db's families (db.c). */
+void db__pool_metrics(struct db *db, struct db_pool *p);
 
 /* Pool primitives (db.c): init/fini a pool; take/give back a connection. */
 int db__pool_init(struct db_pool *p, const struct db_ops *ops, const char *target,

@@ -60,6 +60,7 @@ int db_add_replica(struct db *db, const char *url, double max_lag_s, struct err_
         return err_set(d, ERR_NOMEM, "db", "out of memory");
     }
     r->pool.replica = r;
+    db__pool_metrics(db, &r->pool);
     r->max_lag_s = max_lag_s;
     r->lag_s = -1;
     cfg_mask_url(r->shown, sizeof(r->shown), url);

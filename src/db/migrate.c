@@ -26,6 +26,7 @@ extern const char mig_0003_run_sort_indexes[];
 extern const char mig_0004_auth[];
 extern const char mig_0005_series_unchecked_pg[];
 extern const char mig_0006_jobs[];
+extern const char mig_0007_run_telemetry[];
 
 static const struct {
     int version;
@@ -39,6 +40,7 @@ static const struct {
     {4, "auth", mig_0004_auth, NULL},
     {5, "series_unchecked", NULL, mig_0005_series_unchecked_pg},
     {6, "jobs", mig_0006_jobs, NULL},
+    {7, "run_telemetry", mig_0007_run_telemetry, NULL},
 };
 #define NMIGS ((int)(sizeof(migs) / sizeof(migs[0])))
 

@@ -53,6 +53,7 @@ struct http_req {
     char request_id[65];                 /* the client's X-Request-Id if well-formed,
                                             else a new UUIDv7; sent back */
     void *app;                           /* the application's per-request state */
+    const struct http_route *route;      /* set by http_route_match; NULL: none */
 };
 
 #define HTTP_MAX_HEADERS 12
@@ -127,6 +128,14 @@ struct http_server_opts {
     /* Origins allowed to call from a browser (CORS): "https://a.example,..."
        ("*": any); NULL or "": none. */
     const char *cors_origins;
+    /*
+     * Called (may be NULL) once per answered request, after its response
+     * is queued, refusals and preflights included: status, body bytes and
+     * the time since its headers were complete. req->route says which
+     * route served it (NULL: none); req->method is 0 for an unknown method.
+     * Runs on a server thread: keep it short and lock-free.
+     */
+    void (*observe)(const struct http_req *req, int status, size_t bytes, int64_t dur_ns);
 };
 
 struct http_server;
@@ -136,6 +145,8 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
                       struct err_detail *d) MC_WUR;
 /* The port actually bound (useful with port 0). */
 int http_server_port(const struct http_server *s);
+/* Requests between their headers and their completion, now. */
+int http_server_inflight(struct http_server *s);
 /*
  * Graceful stop: stops accepting, waits up to timeout_ms for in-flight
  * requests to finish, then closes every connection and frees s. Returns

@@ -99,6 +99,7 @@ const struct http_route *http_route_match(const struct http_route *routes, int n
             *bad = 1;
             return NULL;
         }
+        req->route = &routes[i];
         return &routes[i];
     }
     return NULL;

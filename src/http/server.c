@@ -173,7 +173,15 @@ static enum MHD_Result send_resp(struct http_server *s, struct MHD_Connection *c
     return rc;
 }
 
-static enum MHD_Result reject(struct http_server *s, struct MHD_Connection *conn, int status)
+/* Reports a queued response to the observe hook. */
+static void observed(struct http_server *s, struct conn_req *cr, int status, size_t bytes)
+{
+    if (s->o.observe)
+        s->o.observe(&cr->req, status, bytes, mono_ns() - cr->started_ns);
+}
+
+static enum MHD_Result reject(struct http_server *s, struct MHD_Connection *conn,
+                              struct conn_req *cr, int status)
 {
     struct http_resp resp;
     resp.nhdr = 0;
@@ -183,8 +191,10 @@ static enum MHD_Result reject(struct http_server *s, struct MHD_Connection *conn
     s->o.reject(&resp, status);
     if (status == 413 && !atomic_load(&s->draining))
         http_resp_header(&resp, "Connection", "close");
+    size_t bytes = resp.body.len;
     enum MHD_Result rc = send_resp(s, conn, NULL, &resp);
     buf_free(&resp.body);
+    observed(s, cr, status, bytes);
     return rc;
 }
 
@@ -227,8 +237,9 @@ static void request_id(struct MHD_Connection *conn, char out[65])
 
 /* Answers a CORS preflight: 204 with what the API accepts, for allowed origins. */
 static enum MHD_Result preflight(struct http_server *s, struct MHD_Connection *conn,
-                                 const struct http_req *req)
+                                 struct conn_req *cr)
 {
+    const struct http_req *req = &cr->req;
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"",
                                                              MHD_RESPMEM_PERSISTENT);
     if (!r)
@@ -243,6 +254,7 @@ static enum MHD_Result preflight(struct http_server *s, struct MHD_Connection *c
     }
     enum MHD_Result rc = MHD_queue_response(conn, MHD_HTTP_NO_CONTENT, r);
     MHD_destroy_response(r);
+    observed(s, cr, MHD_HTTP_NO_CONTENT, 0);
     return rc;
 }
 
@@ -259,15 +271,17 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         buf_init(&cr->body, s->o.max_body);
         cr->started_ns = mono_ns();
         client_ip(conn, cr->req.client_ip, sizeof(cr->req.client_ip));
+        cr->req.method = http_method_parse(method);
+        cr->req.method_name = method;
         *con_cls = cr;
         atomic_fetch_add(&s->inflight, 1);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > s->o.max_body)
-            return reject(s, conn, 413);
+            return reject(s, conn, cr, 413);
         if (MHD_get_connection_values(conn, MHD_HEADER_KIND, NULL, NULL) >
             HTTP_MAX_REQ_HEADERS)
-            return reject(s, conn, 431);
+            return reject(s, conn, cr, 431);
         return MHD_YES;
     }
     if (*upload_size) {
@@ -292,11 +306,9 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         return MHD_YES;
     }
     if (cr->too_big)
-        return reject(s, conn, 413);
+        return reject(s, conn, cr, 413);
 
     struct http_req *req = &cr->req;
-    req->method = http_method_parse(method);
-    req->method_name = method;
     req->path = url;
     req->body = cr->body.p ? cr->body.p : "";
     req->body_len = cr->body.len;
@@ -305,7 +317,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     request_id(conn, req->request_id);
     if (strcmp(method, "OPTIONS") == 0 &&
         MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Access-Control-Request-Method"))
-        return preflight(s, conn, req);
+        return preflight(s, conn, cr);
     MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_arg, req);
 
     struct http_resp resp;
@@ -314,8 +326,10 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     buf_init(&resp.body, (size_t)1 << 30);
     resp.status = 500;
     s->o.dispatch(req, &resp);
+    size_t bytes = resp.body.len;
     enum MHD_Result rc = send_resp(s, conn, req, &resp);
     buf_free(&resp.body);
+    observed(s, cr, resp.status, bytes);
     return rc;
 }
 
@@ -430,6 +444,11 @@ int http_server_start(const struct http_server_opts *o, struct http_server **out
 int http_server_port(const struct http_server *s)
 {
     return s->port;
+}
+
+int http_server_inflight(struct http_server *s)
+{
+    return atomic_load(&s->inflight);
 }
 
 int http_server_stop(struct http_server *s, int timeout_ms)

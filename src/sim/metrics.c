@@ -115,7 +115,7 @@ static void hist(struct buf *b, const char *name, const char *help, const struct
 }
 
 void sim__metrics_render(struct buf *b, const struct sim__metrics *m, const char *model,
-                         int64_t running, int64_t waiting)
+                         int64_t running, int64_t waiting, double kv_usage)
 {
     static const char *const reasons[SIM_FIN__N] = {"stop", "length", "abort"};
     family(b, "vllm:num_requests_running", "gauge",
@@ -123,6 +123,8 @@ void sim__metrics_render(struct buf *b, const struct sim__metrics *m, const char
     sample(b, "vllm:num_requests_running", model, NULL, (double)running);
     family(b, "vllm:num_requests_waiting", "gauge", "Number of requests waiting to be processed.");
     sample(b, "vllm:num_requests_waiting", model, NULL, (double)waiting);
+    family(b, "vllm:gpu_cache_usage_perc", "gauge", "GPU KV-cache usage. 1 means 100 percent usage.");
+    sample(b, "vllm:gpu_cache_usage_perc", model, NULL, kv_usage);
     family(b, "vllm:prompt_tokens_total", "counter", "Number of prefill tokens processed.");
     sample(b, "vllm:prompt_tokens_total", model, NULL, (double)m->prompt_tokens);
     family(b, "vllm:generation_tokens_total", "counter",

@@ -121,8 +121,10 @@ static void get_route(struct sim_conn *c, const char *path)
         sim__render_models(&b, s->o->model, time_wall_ms() / 1000);
         sim__conn_reply(c, 200, "application/json", b.p, b.len);
     } else if (!strcmp(path, "/metrics")) {
+        /* KV-cache usage: the share of the decode slots in use. */
+        double kv = s->o->max_num_seqs > 0 ? (double)s->eng.running / s->o->max_num_seqs : 0;
         sim__metrics_render(&b, &s->met, s->o->model, (int64_t)s->eng.running,
-                            (int64_t)s->eng.waiting.n);
+                            (int64_t)s->eng.waiting.n, kv > 1 ? 1 : kv);
         if (buf_err(&b))
             reply_json(c, 500, "{\"detail\":\"metrics too large\"}");
         else

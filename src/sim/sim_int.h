@@ -205,9 +205,12 @@ struct sim__metrics {
 
 void sim__metrics_init(struct sim__metrics *m);
 void sim__hist_observe(struct sim__hist *h, double v);
-/* Prometheus text exposition with vLLM's names, labelled model_name. */
+/*
+ * Prometheus text exposition with vLLM's names, labelled model_name;
+ * kv_usage (0..1) is reported as vllm:gpu_cache_usage_perc.
+ */
 void sim__metrics_render(struct buf *b, const struct sim__metrics *m, const char *model,
-                         int64_t running, int64_t waiting);
+                         int64_t running, int64_t waiting, double kv_usage);
 
 /* ---- Truth file (truth.c) ---- */
 

@@ -333,11 +333,12 @@ static void test_metrics_text(void **state)
     m.prompt_tokens = 7;
     struct buf b;
     buf_init(&b, 1 << 20);
-    sim__metrics_render(&b, &m, "a\"b", 3, 4);
+    sim__metrics_render(&b, &m, "a\"b", 3, 4, 0.25);
     assert_int_equal(buf_err(&b), 0);
     const char *want[] = {
         "vllm:num_requests_running{model_name=\"a\\\"b\",engine=\"0\"} 3\n",
         "vllm:num_requests_waiting{model_name=\"a\\\"b\",engine=\"0\"} 4\n",
+        "vllm:gpu_cache_usage_perc{model_name=\"a\\\"b\",engine=\"0\"} 0.25\n",
         "vllm:prompt_tokens_total{model_name=\"a\\\"b\",engine=\"0\"} 7\n",
         "vllm:time_to_first_token_seconds_bucket{model_name=\"a\\\"b\",engine=\"0\",le=\"0.001\"} 1.0\n",
         "vllm:time_to_first_token_seconds_bucket{model_name=\"a\\\"b\",engine=\"0\",le=\"0.04\"} 2.0\n",

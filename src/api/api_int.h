@@ -160,6 +160,8 @@ void api_metrics(struct http_req *, struct http_resp *);
 
 /* Counts a job released by its worker (api/metrics.c). */
 void api_metrics_job_release(void);
+/* A worker completed an attempt of a job with this outcome. */
+void api_metrics_job_complete(int succeeded);
 /* Records a stored checkpoint's size and the time its call took. */
 void api_metrics_checkpoint(size_t bytes, int64_t dur_ns);
 

@@ -167,6 +167,8 @@ static void worker_call(struct http_req *req, struct http_resp *resp, enum job_o
     (void)db_release_result(api_db, c, rc, t1);
     if (!rc && op == JOB_RELEASE)
         api_metrics_job_release();
+    else if (!rc && op == JOB_COMPLETE)
+        api_metrics_job_complete(m.succeeded);
     else if (!rc && op == JOB_CHECKPOINT)
         api_metrics_checkpoint(m.checkpoint_len, t1 - t0);
     if (rc) {

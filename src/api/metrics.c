@@ -36,6 +36,7 @@
 #define MAX_PATTERNS 64
 
 static struct metrics *reg;
+static struct metrics_family *m_done;
 static struct metrics_family *m_req, *m_dur, *m_bytes, *m_release, *m_ckpt_bytes,
     *m_ckpt_dur;
 static _Atomic(struct http_server *) server;
@@ -98,6 +99,10 @@ static void collect_http(struct buf *out, void *arg);
 static void collect_cache(struct buf *out, void *arg);
 static void collect_breakers(struct buf *out, void *arg);
 static void collect_jobs(struct buf *out, void *arg);
+static void collect_replicas(struct buf *out, void *arg);
+static void collect_costs(struct buf *out, void *arg);
+
+static const char *const outcomes[] = {"failed", "succeeded"};
 
 int api_metrics_init(struct metrics *m)
 {
@@ -106,6 +111,7 @@ int api_metrics_init(struct metrics *m)
     const struct metrics_dim d3[] = {{"route", npatterns, patterns},
                                      {"method", NMETHODS, methods},
                                      {"status", NSTATUSES, statuses}};
+    const struct metrics_dim d_outcome[] = {{"outcome", 2, outcomes}};
     const struct metrics_family_opts fo[] = {
         {"modelcat_http_requests_total", "HTTP requests answered, by route template, method "
          "and status.", METRICS_COUNTER, 3, d3, NULL, 0, 0, 1},
@@ -116,20 +122,23 @@ int api_metrics_init(struct metrics *m)
          "template and method.", METRICS_COUNTER, 2, d3, NULL, 0, 0, 1},
         {"modelcat_job_releases_total", "Jobs released by their workers (preemption, "
          "shutdown).", METRICS_COUNTER, 0, NULL, NULL, 0, 0, 0},
+        {"modelcat_job_completions_total", "Attempts of jobs their workers completed, by "
+         "the outcome they reported.", METRICS_COUNTER, 1, d_outcome, NULL, 0, 0, 0},
         {"modelcat_job_checkpoint_bytes", "Size of the checkpoints workers stored.",
          METRICS_HISTOGRAM, 0, NULL, ckpt_bounds, NB(ckpt_bounds), 1, 0},
         {"modelcat_job_checkpoint_duration_seconds", "Time to store a checkpoint, from its "
          "parsed body to the commit.", METRICS_HISTOGRAM, 0, NULL, lat_bounds,
          NB(lat_bounds), 1e9, 0},
     };
-    struct metrics_family **fams[] = {&m_req, &m_dur, &m_bytes, &m_release, &m_ckpt_bytes,
-                                      &m_ckpt_dur};
+    struct metrics_family **fams[] = {&m_req, &m_dur, &m_bytes, &m_release, &m_done,
+                                      &m_ckpt_bytes, &m_ckpt_dur};
     for (int i = 0; i < NB(fo); i++)
         if (!(*fams[i] = metrics_family(m, &fo[i])))
             return ERR_NOMEM;
     if (metrics_collector(m, collect_process, NULL) || metrics_collector(m, collect_http, NULL) ||
         metrics_collector(m, collect_cache, NULL) ||
-        metrics_collector(m, collect_breakers, NULL) || metrics_collector(m, collect_jobs, NULL))
+        metrics_collector(m, collect_breakers, NULL) || metrics_collector(m, collect_jobs, NULL) ||
+        metrics_collector(m, collect_replicas, NULL) || metrics_collector(m, collect_costs, NULL))
         return ERR_NOMEM;
     start_wall_ms = time_wall_ms();
     reg = m;
@@ -164,6 +173,11 @@ void api_metrics_observe(const struct http_req *req, int status, size_t bytes, i
 void api_metrics_job_release(void)
 {
     metrics_add(m_release, 0, 1);
+}
+
+void api_metrics_job_complete(int succeeded)
+{
+    metrics_add(m_done, succeeded ? 1 : 0, 1);
 }
 
 void api_metrics_checkpoint(size_t bytes, int64_t dur_ns)
@@ -321,6 +335,121 @@ static void collect_jobs(struct buf *out, void *arg)
         const char *lab[] = {"status", job_statuses[k]};
         metrics_write_sample(out, "modelcat_jobs", lab, 1, (double)copy[k]);
     }
+}
+
+/* Each replica's last measured lag and whether it is out of reads for it. */
+static void collect_replicas(struct buf *out, void *arg)
+{
+    int n = db_replicas(api_db);
+    (void)arg;
+    if (!n)
+        return;
+    struct db_replica_info ri[16];
+    char names[16][24];
+    n = n > 16 ? 16 : n;
+    for (int i = 0; i < n; i++) {
+        db_replica_info(api_db, i, &ri[i]);
+        snprintf(names[i], sizeof(names[0]), "replica-%d", i);
+    }
+    metrics_write_head(out, "modelcat_replica_lag_seconds",
+                       "Replay lag of each read replica at its last check (absent before the"
+                       " first).", "gauge");
+    for (int i = 0; i < n; i++) {
+        const char *lab[] = {"replica", names[i]};
+        if (ri[i].lag_s >= 0)
+            metrics_write_sample(out, "modelcat_replica_lag_seconds", lab, 1, ri[i].lag_s);
+    }
+    metrics_write_head(out, "modelcat_replica_lagging",
+                       "1 while a replica lags more than --replica-max-lag.", "gauge");
+    for (int i = 0; i < n; i++) {
+        const char *lab[] = {"replica", names[i]};
+        metrics_write_sample(out, "modelcat_replica_lagging", lab, 1, ri[i].lagging);
+    }
+}
+
+/*
+ * The cheapest cost per 1M output tokens the catalog's runs show, by model,
+ * engine and hardware, on-demand and spot (the cost-tracking dashboard).
+ * One grouped query at most once a minute; at most COST_SERIES keys.
+ */
+#define COST_SERIES 1000
+struct cost_row {
+    char model[129], engine[65], hardware[65];
+    double on_demand, spot; /* < 0: unknown */
+};
+
+static void cost_row_read(struct db_rows *r, struct cost_row *x)
+{
+    double per_gpu_tok_h = db_col_real(r, 3) * 3600.0;
+    int64_t gpi = db_col_int(r, 6);
+    snprintf(x->model, sizeof(x->model), "%s", db_col_text(r, 0, NULL));
+    snprintf(x->engine, sizeof(x->engine), "%s", db_col_text(r, 1, NULL));
+    snprintf(x->hardware, sizeof(x->hardware), "%s", db_col_text(r, 2, NULL));
+    x->on_demand = x->spot = -1;
+    if (gpi <= 0 || !(per_gpu_tok_h > 0))
+        return;
+    if (db_col_type(r, 4) != DB_NULL)
+        x->on_demand = db_col_real(r, 4) / (double)gpi / per_gpu_tok_h * 1e6;
+    if (db_col_type(r, 5) != DB_NULL)
+        x->spot = db_col_real(r, 5) / (double)gpi / per_gpu_tok_h * 1e6;
+}
+
+static void collect_costs(struct buf *out, void *arg)
+{
+    static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+    static struct cost_row rows[COST_SERIES];
+    static int nrows, ok;
+    static int64_t counted_ns;
+    int64_t now = time_mono_ns();
+    (void)arg;
+    pthread_mutex_lock(&mu);
+    if (!counted_ns || now - counted_ns >= 60000000000LL) {
+        struct db_conn *c;
+        struct db_rows *r;
+        struct err_detail d;
+        err_clear(&d);
+        int rc = db_acquire_read(api_db, &c, now, &d);
+        if (!rc) {
+            nrows = 0;
+            rc = db_query(c,
+                "SELECT r.model, r.engine, r.hardware, MAX(r.output_throughput / r.gpu_count),"
+                " h.on_demand_usd_per_hour, h.spot_usd_per_hour, h.gpus_per_instance"
+                " FROM runs r JOIN hardware h ON h.id = r.hardware"
+                " WHERE r.output_throughput > 0 AND r.gpu_count > 0"
+                " GROUP BY r.model, r.engine, r.hardware, h.on_demand_usd_per_hour,"
+                " h.spot_usd_per_hour, h.gpus_per_instance LIMIT 1000", NULL, 0, &r, &d);
+            if (!rc) {
+                int more;
+                while ((more = db_next(r)) == 1 && nrows < COST_SERIES)
+                    cost_row_read(r, &rows[nrows++]);
+                db_rows_close(r);
+                if (more < 0)
+                    rc = err_set(&d, more, NULL, "reading the costs failed");
+            }
+            (void)db_release_result(api_db, c, rc, time_mono_ns());
+        }
+        if (rc)
+            log_warn("metrics", "catalog costs: %s", d.msg);
+        ok = rc == 0;
+        counted_ns = now;
+    }
+    if (ok && nrows) {
+        metrics_write_head(out, "modelcat_catalog_cost_per_1m_output_tokens_usd",
+                           "Cheapest cost of one million output tokens among the catalog's"
+                           " runs, by model, engine, hardware and pricing.", "gauge");
+        for (int i = 0; i < nrows; i++) {
+            for (int k = 0; k < 2; k++) {
+                double v = k ? rows[i].spot : rows[i].on_demand;
+                const char *lab[] = {"model", rows[i].model, "engine", rows[i].engine,
+                                     "hardware", rows[i].hardware,
+                                     "pricing", k ? "spot" : "on_demand"};
+                if (v >= 0)
+                    metrics_write_sample(out, "modelcat_catalog_cost_per_1m_output_tokens_usd",
+                                         lab, 4, v);
+            }
+        }
+    }
+    pthread_mutex_unlock(&mu);
 }
 
 void api_metrics(struct http_req *req, struct http_resp *resp)

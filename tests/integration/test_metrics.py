@@ -17,7 +17,7 @@ import urllib.request
 
 import pytest
 
-from conftest import enc, model_body, uid
+from conftest import enc, hardware_body, model_body, run_body, uid
 
 PROMTOOL = "/usr/bin/promtool"
 PROMETHEUS = "/usr/bin/prometheus"
@@ -139,6 +139,39 @@ def test_jobs_checkpoints_releases(server, client):
     assert value(after, "modelcat_jobs", status="queued") >= 1  # released: queued again
     for st in ("running", "succeeded", "failed", "cancelled"):
         assert ("modelcat_jobs", frozenset({"status": st}.items())) in after
+
+
+def test_job_completions_and_catalog_costs(server_factory):
+    """Completions by outcome, and the cheapest cost per 1M output tokens by
+    model, engine and hardware (read once a minute: a fresh server)."""
+    srv = server_factory()
+    c = srv.client()
+    m = c.create("/api/v1/models", model_body(f"metrics-org/c-{uid()}"))["id"]
+    hw = c.create("/api/v1/hardware", hardware_body(gpus_per_instance=8,
+                                                    on_demand_usd_per_hour=98.32,
+                                                    spot_usd_per_hour=39.33))["id"]
+    for tput, gpus in ((2000.0, 1), (9000.0, 2)):  # 4,500 tok/s per GPU is the cheaper
+        c.create("/api/v1/benchmarks", run_body(m, hw, output_throughput=tput, gpu_count=gpus,
+                                                engine="vllm"))
+    label = uid()
+    spec = {"base_url": "http://127.0.0.1:9000", "model": "sim-model", "num_prompts": 2,
+            "labels": {"t": label}}
+    for outcome in ("succeeded", "failed"):
+        jid = c.post("/api/v1/jobs", spec).body["id"]
+        assert c.post("/api/v1/jobs/claim", {"worker": "w", "labels": {"t": label}}).status == 200
+        r = c.post(f"/api/v1/jobs/{jid}/complete", {"worker": "w", "outcome": outcome,
+                                                    "reason": "test"})
+        assert r.status == 200, r
+    got = parse(scrape(srv))
+    assert value(got, "modelcat_job_completions_total", outcome="succeeded") == 1
+    assert value(got, "modelcat_job_completions_total", outcome="failed") == 1
+    cost = "modelcat_catalog_cost_per_1m_output_tokens_usd"
+    want = 98.32 / 8 / (4500 * 3600) * 1e6
+    assert abs(value(got, cost, model=m, engine="vllm", hardware=hw, pricing="on_demand")
+               - want) < 1e-6 * want
+    want = 39.33 / 8 / (4500 * 3600) * 1e6
+    assert abs(value(got, cost, model=m, engine="vllm", hardware=hw, pricing="spot")
+               - want) < 1e-6 * want
 
 
 def test_promtool_check(server, client):

@@ -170,6 +170,13 @@ def test_reads_served_with_replica(server_factory, tmp_path):
     # Reads of every kind answer while the replica serves them.
     for path in (HW, f"{HW}/{body['id']}", "/api/v1/models", "/api/v1/benchmarks"):
         assert c.get(path).status == 200, path
+    # /metrics shows the replica's lag and breaker.
+    text = c.get("/metrics").raw.decode()
+    lag = [ln for ln in text.splitlines()
+           if ln.startswith('modelcat_replica_lag_seconds{replica="replica-0"}')]
+    assert lag and 0 <= float(lag[0].split()[-1]) < 5, lag
+    assert 'modelcat_replica_lagging{replica="replica-0"} 0' in text
+    assert 'modelcat_breaker_state{breaker="replica-0"} 0' in text
     # `modelcat config` masks each replica's password.
     res = conftest.run_cli("config", "--db-replicas", f"{replica},{replica}")
     line = [ln for ln in res.stdout.splitlines() if ln.startswith("db-replicas =")][0]

@@ -7,7 +7,7 @@ set -eu
 PKGS="build-essential cmake pkg-config
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libjwt-dev
 libevent-dev libcurl4-openssl-dev libssl-dev
-libcmocka-dev python3 python3-pytest curl openssl
+libcmocka-dev python3 python3-pytest python3-yaml curl openssl
 libpq-dev postgresql-15 libhiredis-dev redis-server
 clang libclang-rt-14-dev nginx-light prometheus"
 

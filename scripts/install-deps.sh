@@ -8,8 +8,11 @@ PKGS="build-essential cmake pkg-config
 libmicrohttpd-dev libjansson-dev libsqlite3-dev sqlite3 libjwt-dev
 libevent-dev libcurl4-openssl-dev libssl-dev
 libcmocka-dev python3 python3-pytest python3-yaml curl openssl
-libpq-dev postgresql-15 libhiredis-dev redis-server
-clang libclang-rt-14-dev nginx-light prometheus"
+libpq-dev postgresql-15 zlib1g-dev libhiredis-dev redis-server
+clang libclang-rt-14-dev nginx-light prometheus nodejs"
+# npm (for s3rver, the S3 test server): Debian's npm package, unless a
+# nodejs that bundles npm (NodeSource) is installed already.
+command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
 
 # Extra groups, selected by the caller: "bench" adds the load tools.
 for g in "$@"; do

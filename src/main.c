@@ -23,6 +23,8 @@ static const struct {
     {"sim", cli_sim, "run the inference engine simulator"},
     {"bench", cli_bench, "benchmark an LLM server (vLLM, TGI, LMDeploy, OpenAI, sim)"},
     {"worker", cli_worker, "take benchmark jobs from a modelcat API and run them"},
+    {"backup", cli_backup, "back the store up (--to DIR|s3://...); list, verify"},
+    {"restore", cli_restore, "restore a backup set into the store (FROM [--force])"},
     {"keys", cli_keys, "create, list and revoke API keys (create|list|revoke ID|generate)"},
 };
 

@@ -21,6 +21,7 @@
 #include "core/jw.h"
 #include "core/log.h"
 #include "core/timeutil.h"
+#include "core/trace.h"
 
 struct db *api_db;
 struct cache *api_cache;
@@ -548,7 +549,8 @@ void api_cache_bump(void)
     }
 }
 
-void api_dispatch(struct http_req *req, struct http_resp *resp)
+/* Routes req and runs its handler (authorized, through the cache). */
+static void dispatch(struct http_req *req, struct http_resp *resp)
 {
     int allow, bad;
     const struct http_route *r = http_route_match(routes, NROUTES, req, &allow, &bad);
@@ -575,6 +577,22 @@ void api_dispatch(struct http_req *req, struct http_resp *resp)
     } else {
         api_error(resp, 404, "not_found", NULL, "no route for %.200s", req->path);
     }
+}
+
+void api_dispatch(struct http_req *req, struct http_resp *resp)
+{
+    struct trace_span *sp;
+    if (!trace_enabled()) { /* the one branch tracing costs when off */
+        dispatch(req, resp);
+        return;
+    }
+    /* Large (the tracestate), so not on the stack of every request. */
+    static _Thread_local struct trace_span span;
+    sp = &span;
+    int traced = api__trace_begin(req, sp);
+    dispatch(req, resp);
+    if (traced)
+        api__trace_end(req, resp, sp);
 }
 
 void api_get_item(struct http_req *req, struct http_resp *resp, cat_get_fn get)

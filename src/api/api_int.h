@@ -19,6 +19,13 @@ extern struct cache *api_cache;   /* NULL: no response cache */
  */
 void api_cache_bump(void);
 
+struct trace_span;
+/* Opens the request's server span into sp (trace.c): 1 when traced, else 0. */
+int api__trace_begin(struct http_req *req, struct trace_span *sp);
+/* Names, annotates and ends the server span sp opened by api__trace_begin. */
+void api__trace_end(const struct http_req *req, const struct http_resp *resp,
+                    struct trace_span *sp);
+
 /* Route tags (http_route.tag): what a caller needs (api/auth.c). */
 enum {
     API_T_PUBLIC,   /* nothing: health, readiness, the OpenAPI document */

@@ -78,6 +78,20 @@ void bench_request_id(const struct bench_run *r, uint64_t id, char out[40])
     snprintf(out, 40, "%s-%llu", r->nonce, (unsigned long long)id);
 }
 
+void bench_traceparent(const struct bench_run *r, uint64_t id, char out[TRACE_PARENT_LEN + 1])
+{
+    struct trace_ctx c = r->trace;
+    uint64_t z = r->span_seed ^ (id * 0x9e3779b97f4a7c15ull); /* splitmix64 */
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+    if (!z)
+        z = 1;
+    for (int i = 0; i < 8; i++)
+        c.span_id[i] = (uint8_t)(z >> (56 - 8 * i));
+    trace_format_parent(&c, out);
+}
+
 void bench__request_body(struct client *cl, struct bench_req *r, struct buf *body)
 {
     const struct bench_load *l = cl->l;
@@ -364,6 +378,14 @@ int bench_run(const struct bench_target *t, const struct bench_load *l, struct b
         memset(nonce, 0, sizeof(nonce));
     snprintf(out->nonce, sizeof(out->nonce), "%02x%02x%02x%02x", nonce[0], nonce[1], nonce[2],
              nonce[3]);
+    if (l->join) {
+        out->trace = *l->join;
+    } else {
+        trace_random_id(out->trace.trace_id, 16);
+        memset(out->trace.span_id, 0, 8);
+        out->trace.flags = 1; /* sampled */
+    }
+    trace_random_id((uint8_t *)&out->span_seed, sizeof(out->span_seed));
     rng_seed(&cl->rng, l->seed);
     out->kernel_ts = l->kernel_ts && !l->transport_curl;
     signal(SIGPIPE, SIG_IGN);

@@ -16,6 +16,7 @@
 
 #include "bench/req.h"
 #include "core/err.h"
+#include "core/trace.h"
 
 /* Where requests go: http://host:port[/prefix]. */
 struct bench_target {
@@ -47,6 +48,7 @@ struct bench_load {
     const char *const *headers;   /* extra "Name: value" lines */
     int nheaders;
     const char *api_key;          /* sent as Authorization: Bearer */
+    const struct trace_ctx *join; /* --traceparent: the trace to join; NULL: a new one */
     int num_prompts;              /* measured requests; 0 with duration_s */
     double duration_s;            /* stop issuing after this; 0 with num_prompts */
     int warmup;                   /* requests before measuring, not counted */
@@ -107,6 +109,8 @@ struct bench_run {
     int64_t lag_sum_ns, lag_max_ns;
     double cpu_user_s, cpu_sys_s; /* this process's CPU time over the measured interval */
     char nonce[9];                /* prefix of this run's X-Request-Id values */
+    struct trace_ctx trace;       /* the run's trace (span_id: the parent, or 0) and flags */
+    uint64_t span_seed;           /* request spans: a mix of this and the request id */
 };
 
 /*
@@ -119,5 +123,8 @@ void bench_run_free(struct bench_run *r);
 
 /* Writes the X-Request-Id of request id of run r into out[40]. */
 void bench_request_id(const struct bench_run *r, uint64_t id, char out[40]);
+/* Writes the W3C traceparent of request id of run r into out (the run's
+   trace id, a span id of that request, the run's flags). */
+void bench_traceparent(const struct bench_run *r, uint64_t id, char out[TRACE_PARENT_LEN + 1]);
 
 #endif

@@ -134,6 +134,9 @@ int bench_report_requests(FILE *f, const struct bench_run *run, int point)
         jw_init(&w, &b);
         jw_obj_open(&w);
         jw_key(&w, "request_id"); jw_cstr(&w, id);
+        char tid[33];
+        trace_hex(run->trace.trace_id, 16, tid);
+        jw_key(&w, "trace_id"); jw_cstr(&w, tid);
         jw_key(&w, "point"); jw_i64(&w, point);
         jw_key(&w, "scheduled_ns"); jw_i64(&w, r->scheduled_ns);
         jw_key(&w, "sent_ns"); jw_i64(&w, r->sent_ns);

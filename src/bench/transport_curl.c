@@ -210,6 +210,10 @@ static int curl_start(struct client *cl, struct bench_req *r)
     x->hdrs = curl_slist_append(x->hdrs, "Content-Type: application/json");
     x->hdrs = curl_slist_append(x->hdrs, "Accept: text/event-stream");
     x->hdrs = curl_slist_append(x->hdrs, line);
+    char tp[TRACE_PARENT_LEN + 1];
+    bench_traceparent(cl->run, r->id, tp);
+    snprintf(line, sizeof(line), "traceparent: %s", tp);
+    x->hdrs = curl_slist_append(x->hdrs, line);
     if (l->api_key) {
         snprintf(line, sizeof(line), "Authorization: Bearer %s", l->api_key);
         x->hdrs = curl_slist_append(x->hdrs, line);

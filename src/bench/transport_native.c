@@ -211,14 +211,15 @@ static void build_request(struct client *cl, struct conn *c, struct bench_req *r
 {
     const struct bench_load *l = cl->l;
     struct buf body;
-    char rid[40];
+    char rid[40], tp[TRACE_PARENT_LEN + 1];
     buf_init(&body, 8 << 20);
     bench__request_body(cl, r, &body);
     bench_request_id(cl->run, r->id, rid);
+    bench_traceparent(cl->run, r->id, tp);
     buf_printf(&c->out, "POST %s%s HTTP/1.1\r\nHost: %s\r\n"
                "Content-Type: application/json\r\nAccept: text/event-stream\r\n"
-               "X-Request-Id: %s\r\nContent-Length: %zu\r\n",
-               cl->t->prefix, bench_backend_path(l->backend), cl->t->host_header, rid,
+               "X-Request-Id: %s\r\ntraceparent: %s\r\nContent-Length: %zu\r\n",
+               cl->t->prefix, bench_backend_path(l->backend), cl->t->host_header, rid, tp,
                body.len);
     if (l->api_key)
         buf_printf(&c->out, "Authorization: Bearer %s\r\n", l->api_key);

@@ -48,12 +48,18 @@
  * concurrent with the write may still see the old page, as with no lease.
  * Only durations measured on one clock are compared, never clocks across
  * machines (the writer waits a little longer than L for rate drift).
+ *
+ * When the thread is tracing a request (core/trace.h), each call here is a
+ * CLIENT child span ("cache get", ...) with db.system (redis or memory) and
+ * db.operation; keys and values are not recorded.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "cache/cache_int.h"
 #include "core/codec.h"
 #include "core/mem.h"
+#include "core/trace.h"
 
 int cache_create(const struct cache_opts *o, struct cache **out, struct err_detail *d)
 {
@@ -103,9 +109,28 @@ const char *cache_backend(const struct cache *c)
     return c->ops->name;
 }
 
+/* Start of a traced call: the clock, or 0 when the thread is not tracing. */
+static inline int64_t tr_start(void)
+{
+    return trace_current() ? trace_now_ns() : 0;
+}
+
+/* Ends the span "cache <op>" started at t (0: none); error marks it failed. */
+static void tr_end(const struct cache *c, int64_t t, const char *op, int error)
+{
+    char name[32];
+    if (!t)
+        return;
+    snprintf(name, sizeof(name), "cache %s", op);
+    trace_child_done(name, TRACE_KIND_CLIENT, t, c->ops == &cache_redis_ops ? "redis" : "memory",
+                     op, error);
+}
+
 int cache_generation(struct cache *c, int64_t now_ns, uint64_t *gen)
 {
+    int64_t t = tr_start();
     int rc = c->ops->generation(c, now_ns, gen);
+    tr_end(c, t, "generation", rc != 0);
     if (rc) {
         atomic_fetch_add_explicit(&c->bypasses, 1, memory_order_relaxed);
         cache__count(c, CACHE_L_LOCAL, CACHE_R_BYPASS);
@@ -118,7 +143,9 @@ int cache_generation(struct cache *c, int64_t now_ns, uint64_t *gen)
 int cache_get(struct cache *c, uint64_t gen, const char *key, size_t klen, int64_t now_ns,
               struct buf *body, struct cache_meta *meta)
 {
+    int64_t t = tr_start();
     int rc = c->ops->get(c, gen, key, klen, now_ns, body, meta);
+    tr_end(c, t, "get", 0); /* a miss is not a failure */
     atomic_fetch_add_explicit(rc ? &c->misses : &c->hits, 1, memory_order_relaxed);
     return rc;
 }
@@ -128,7 +155,9 @@ int cache_put(struct cache *c, uint64_t gen, const char *key, size_t klen,
 {
     if (len > CACHE_VALUE_MAX)
         return ERR_TOOBIG;
+    int64_t t = tr_start();
     int rc = c->ops->put(c, gen, key, klen, meta, body, len, now_ns);
+    tr_end(c, t, "put", rc != 0);
     if (!rc)
         atomic_fetch_add_explicit(&c->stores, 1, memory_order_relaxed);
     return rc;
@@ -136,8 +165,11 @@ int cache_put(struct cache *c, uint64_t gen, const char *key, size_t klen,
 
 int cache_bump(struct cache *c, int64_t now_ns, int64_t *hold_ns)
 {
+    int64_t t = tr_start();
     *hold_ns = 0;
-    return c->ops->bump(c, now_ns, hold_ns);
+    int rc = c->ops->bump(c, now_ns, hold_ns);
+    tr_end(c, t, "bump", rc != 0);
+    return rc;
 }
 
 void cache_status(struct cache *c, struct cache_status *st)

@@ -137,6 +137,11 @@ int bench_opts_parse(const struct cfg *c, struct bench_opts *o, char *msg, size_
     l->transport_curl = !strcmp(cfg_str(c, CFG_BENCH_TRANSPORT), "curl");
     l->kernel_ts = !l->transport_curl && !strcmp(cfg_str(c, CFG_BENCH_TIMESTAMPS), "kernel");
     l->cacert = *cfg_str(c, CFG_BENCH_CACERT) ? cfg_str(c, CFG_BENCH_CACERT) : NULL;
+    const char *tp = cfg_str(c, CFG_BENCH_TRACEPARENT);
+    if (*tp && trace_parse_parent(tp, strlen(tp), &o->join))
+        return usage_error(msg, cap, "--traceparent: '%.64s' is not a W3C traceparent"
+                           " (00-<32 hex>-<16 hex>-<2 hex>)", tp);
+    l->join = *tp ? &o->join : NULL;
     if (strncmp(l->url, "http://", 7) && strncmp(l->url, "https://", 8))
         return usage_error(msg, cap, "--base-url: '%s' is not an http:// or https:// URL",
                            l->url);

@@ -25,6 +25,7 @@ struct tel_sampler;
 
 /* A parsed bench: the load, the target, and the sweep. */
 struct bench_opts {
+    struct trace_ctx join;        /* --traceparent, parsed (l.join points here) */
     struct bench_load l;
     struct bench_target t;
     struct bench_slo slo;

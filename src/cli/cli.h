@@ -14,6 +14,8 @@ int cli_sim(int argc, char **argv);
 int cli_bench(int argc, char **argv);
 int cli_keys(int argc, char **argv);
 int cli_worker(int argc, char **argv);
+int cli_backup(int argc, char **argv);
+int cli_restore(int argc, char **argv);
 
 struct cfg;
 struct db;

@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "backup/backup.h"
 #include "cache/cache.h"
 #include "catalog/catalog.h"
 #include "cli/cli.h"
@@ -21,8 +22,10 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/timeutil.h"
+#include "core/trace.h"
 #include "db/migrate.h"
 #include "http/http.h"
+#include "trace/export.h"
 
 /* Registers each URL of --db-replicas; logs and returns non-zero on a bad one. */
 static int add_replicas(const struct cfg *c, struct db *db)
@@ -49,8 +52,74 @@ static int add_replicas(const struct cfg *c, struct db *db)
     return 0;
 }
 
+/*
+ * With --otlp-endpoint: turns tracing on (queue, counters in m) and starts
+ * the exporter into *out. Returns 0 (also when tracing is off), or -1
+ * after logging why not.
+ */
+static int start_tracing(const struct cfg *c, struct metrics *m, struct trace_exporter **out)
+{
+    struct err_detail d;
+    const char *ep = cfg_str(c, CFG_OTLP_ENDPOINT);
+    char masked[512];
+    err_clear(&d);
+    *out = NULL;
+    if (!*ep)
+        return 0;
+    struct trace_export_opts o = {.endpoint = ep, .version = MODELCAT_VERSION};
+    if (trace_init(8192, cfg_double(c, CFG_TRACE_SAMPLE_RATIO)) || trace_metrics(m) ||
+        trace_export_start(&o, out, &d)) {
+        log_error("serve", "tracing: %s", d.msg[0] ? d.msg : "out of memory");
+        trace_fini();
+        return -1;
+    }
+    cfg_mask_url(masked, sizeof(masked), ep);
+    log_info("serve", "tracing: spans to %s/v1/traces (sample ratio %g)", masked,
+             cfg_double(c, CFG_TRACE_SAMPLE_RATIO));
+    return 0;
+}
+
+/*
+ * With --backup-every: starts scheduled backups of the store into
+ * --backup-to on their own thread, exporting their metrics in m. Returns 0
+ * (also when off), or -1 after printing why not (a usage error).
+ */
+static int start_backups(const struct cfg *c, struct metrics *m, struct backup_sched **out)
+{
+    struct err_detail d;
+    double every;
+    err_clear(&d);
+    *out = NULL;
+    if (!*cfg_str(c, CFG_BACKUP_EVERY))
+        return 0;
+    if (backup_parse_duration(cfg_str(c, CFG_BACKUP_EVERY), &every) ||
+        !*cfg_str(c, CFG_BACKUP_SERVE_TO)) {
+        fprintf(stderr, "modelcat serve: --backup-every wants a duration (90s, 30m, 1h)"
+                        " and --backup-to a directory or s3://bucket/prefix\n");
+        return -1;
+    }
+    struct backup_opts o = {
+        .db_url = cfg_str(c, CFG_DB),
+        .to = cfg_str(c, CFG_BACKUP_SERVE_TO),
+        .store = {.s3_endpoint = *cfg_str(c, CFG_BACKUP_S3_ENDPOINT)
+                                     ? cfg_str(c, CFG_BACKUP_S3_ENDPOINT) : NULL,
+                  .s3_region = cfg_str(c, CFG_BACKUP_S3_REGION), .timeout_ms = 30000},
+        .keep = (int)cfg_int(c, CFG_BACKUP_KEEP),
+        .keep_days = cfg_double(c, CFG_BACKUP_KEEP_DAYS),
+        .lock = 1,
+    };
+    if (backup_sched_start(&o, every, m, out, &d)) {
+        log_error("serve", "backups: %s", d.msg);
+        return -1;
+    }
+    log_info("serve", "backups every %gs into %s", every, o.to);
+    return 0;
+}
+
 int cli_serve(int argc, char **argv)
 {
+    struct backup_sched *backups = NULL;
+    struct trace_exporter *tracer = NULL;
     struct cfg c;
     struct db *db = NULL;
     struct cache *cache = NULL;
@@ -105,6 +174,12 @@ int cli_serve(int argc, char **argv)
     if (!(metrics = metrics_create()) || db_metrics(db, metrics) ||
         api_metrics_init(metrics)) {
         log_error("serve", "metrics: out of memory");
+        goto out;
+    }
+    if (start_tracing(&c, metrics, &tracer))
+        goto out;
+    if (start_backups(&c, metrics, &backups)) {
+        rc = 2;
         goto out;
     }
     api_jobs_set_max_attempts((int)cfg_int(&c, CFG_MAX_ATTEMPTS));
@@ -170,7 +245,10 @@ out:
     api_metrics_server(NULL);
     if (srv)
         http_server_stop(srv, 0);
+    backup_sched_stop(backups); /* after the server: no scrape reads its collector */
     api_auth_fini();
+    trace_export_stop(tracer); /* after the server: its last spans are flushed */
+    trace_fini();
     db_close(db);
     cache_destroy(cache);
     metrics_destroy(metrics);

@@ -171,6 +171,7 @@ static void *control(void *arg)
         log_error("worker", "control thread: %s", d.msg);
         return NULL;
     }
+    worker_api_set_trace(api, &w->trace); /* the job attempt's trace */
     int64_t now = time_mono_ns(), poll_ns = (int64_t)(w->poll_s * 1e9);
     int64_t hb_ns = (int64_t)w->lease_s * 1000000000 / 3;
     int64_t ck_ns = (int64_t)(w->ckpt_interval_s * 1e9);
@@ -242,6 +243,11 @@ static int claim(struct worker_ctx *w, json_t **job)
     struct err_detail d;
     err_clear(&d);
     *job = NULL;
+    /* A new trace for each job attempt, from its claim to its end. */
+    trace_random_id(w->trace.trace_id, sizeof(w->trace.trace_id));
+    memset(w->trace.span_id, 0, sizeof(w->trace.span_id));
+    w->trace.flags = 1;
+    worker_api_set_trace(w->api, &w->trace);
     json_t *body = json_pack("{s:s,s:O,s:i}", "worker", w->name, "labels", w->labels,
                              "lease_s", w->lease_s);
     int rc = body ? worker_api_call(w->api, "POST", "/api/v1/jobs/claim", body, &r, &d)

@@ -34,6 +34,7 @@ struct worker_ctx {
     int lease_s;
     double ckpt_interval_s, poll_s, drain_s;
     struct worker_api *api;      /* the main thread's client */
+    struct trace_ctx trace;      /* the job attempt's trace (set at each claim) */
     struct worker_notice *notice;
     /* the job in progress */
     char job_id[64];

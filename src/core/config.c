@@ -84,6 +84,13 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                      "keys list: include revoked keys"},
     [CFG_CORS_ORIGINS] = {"cors-origins", CFG_T_STR, "", 0, 0, NULL, CMD_SERVE,
                           "browser origins allowed to call the API, comma-separated"},
+    /* tracing */
+    [CFG_OTLP_ENDPOINT] = {"otlp-endpoint", CFG_T_URLS, "", 0, 0, NULL, CMD_SERVE,
+                           "export spans as OTLP/HTTP JSON to this collector, e.g."
+                           " http://jaeger-collector:4318 (empty: tracing off)"},
+    [CFG_TRACE_SAMPLE_RATIO] = {"trace-sample-ratio", CFG_T_DOUBLE, "1", 0, 1, NULL, CMD_SERVE,
+                                "share of new traces recorded (an incoming traceparent's"
+                                " sampled flag decides for its own)"},
     /* sim */
     [CFG_SIM_LISTEN] = {"listen", CFG_T_STR, "127.0.0.1:9000", 0, 0, NULL, CMD_SIM,
                         "address:port to listen on (port 0: any free port)", "sim"},
@@ -208,6 +215,9 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                                           "seconds between telemetry samples"},
     [CFG_BENCH_NVML_LIBRARY] = {"nvml-library", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
                                 "path of libnvidia-ml.so.1 (default: the loader's search)"},
+    [CFG_BENCH_TRACEPARENT] = {"traceparent", CFG_T_STR, "", 0, 0, NULL, CMD_BENCH,
+                               "join this W3C trace (00-<trace>-<span>-<flags>); default:"
+                               " a new trace per run"},
     /* worker */
     [CFG_WORKER_API] = {"api", CFG_T_STR, "", 0, 0, NULL, CMD_WORKER,
                         "the modelcat API to take benchmark jobs from, http(s)://host:port"},
@@ -235,6 +245,29 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                                   " take to finish", "worker", "MODELCAT_WORKER_DRAIN_TIMEOUT"},
     [CFG_WORKER_ONCE] = {"once", CFG_T_BOOL, "0", 0, 1, NULL, CMD_WORKER,
                          "claim at most one job, run it, and exit"},
+    /* backup and restore */
+    [CFG_BACKUP_TO] = {"to", CFG_T_STR, "", 0, 0, NULL, CMD_BACKUP,
+                       "where backup sets live: a directory or s3://bucket/prefix",
+                       NULL, "MODELCAT_BACKUP_TO"},
+    [CFG_BACKUP_KEEP] = {"keep", CFG_T_INT, "0", 0, 1000000, NULL, CMD_BACKUP | CMD_SERVE,
+                         "after a successful backup, keep the N newest sets (0: all)",
+                         NULL, "MODELCAT_BACKUP_KEEP"},
+    [CFG_BACKUP_KEEP_DAYS] = {"keep-days", CFG_T_DOUBLE, "0", 0, 36500, NULL,
+                              CMD_BACKUP | CMD_SERVE, "after a successful backup, delete sets"
+                              " older than D days (0: never; --keep's newest stay)",
+                              NULL, "MODELCAT_BACKUP_KEEP_DAYS"},
+    [CFG_BACKUP_EVERY] = {"backup-every", CFG_T_STR, "", 0, 0, NULL, CMD_SERVE,
+                          "back up on a background thread this often (90s, 30m, 1h; "
+                          "empty: never)"},
+    [CFG_BACKUP_SERVE_TO] = {"backup-to", CFG_T_STR, "", 0, 0, NULL, CMD_SERVE,
+                             "where --backup-every puts its sets (directory or s3://...)"},
+    [CFG_BACKUP_S3_ENDPOINT] = {"s3-endpoint", CFG_T_STR, "", 0, 0, NULL,
+                                CMD_BACKUP | CMD_RESTORE | CMD_SERVE,
+                                "S3-compatible endpoint for s3:// (default: AWS from region)"},
+    [CFG_BACKUP_S3_REGION] = {"s3-region", CFG_T_STR, "us-east-1", 0, 0, NULL,
+                              CMD_BACKUP | CMD_RESTORE | CMD_SERVE, "S3 region for s3://"},
+    [CFG_RESTORE_FORCE] = {"force", CFG_T_BOOL, "0", 0, 1, NULL, CMD_RESTORE,
+                           "restore over a database that holds data"},
 };
 
 /* "max-body" -> "MODELCAT_MAX_BODY", or the row's own env */

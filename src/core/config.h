@@ -22,8 +22,10 @@ enum {
     CMD_BENCH = 1 << 5,
     CMD_KEYS = 1 << 6,
     CMD_WORKER = 1 << 7,
+    CMD_BACKUP = 1 << 8,
+    CMD_RESTORE = 1 << 9,
 };
-#define CMD_STORE (CMD_SERVE | CMD_MIGRATE | CMD_SEED | CMD_KEYS)
+#define CMD_STORE (CMD_SERVE | CMD_MIGRATE | CMD_SEED | CMD_KEYS | CMD_BACKUP | CMD_RESTORE)
 #define CMD_ALL 0xffff
 
 /* Index of each setting in the table. */
@@ -59,6 +61,9 @@ enum cfg_id {
     CFG_JWT_TTL,
     CFG_BOOTSTRAP_ADMIN_KEY,
     CFG_CORS_ORIGINS,
+    /* tracing */
+    CFG_OTLP_ENDPOINT,
+    CFG_TRACE_SAMPLE_RATIO,
     /* keys */
     CFG_KEY_NAME,
     CFG_KEY_ROLE,
@@ -123,6 +128,7 @@ enum cfg_id {
     CFG_BENCH_GPU_TELEMETRY,
     CFG_BENCH_GPU_TELEMETRY_INTERVAL,
     CFG_BENCH_NVML_LIBRARY,
+    CFG_BENCH_TRACEPARENT,
     /* worker */
     CFG_WORKER_API,
     CFG_WORKER_API_KEY,
@@ -135,6 +141,15 @@ enum cfg_id {
     CFG_WORKER_METADATA_URL,
     CFG_WORKER_DRAIN_TIMEOUT,
     CFG_WORKER_ONCE,
+    /* backup and restore */
+    CFG_BACKUP_TO,
+    CFG_BACKUP_KEEP,
+    CFG_BACKUP_KEEP_DAYS,
+    CFG_BACKUP_EVERY,
+    CFG_BACKUP_SERVE_TO,
+    CFG_BACKUP_S3_ENDPOINT,
+    CFG_BACKUP_S3_REGION,
+    CFG_RESTORE_FORCE,
     CFG__COUNT
 };
 

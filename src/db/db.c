@@ -8,15 +8,23 @@
  * after the call and two relaxed atomic adds (core/metrics.h): no lock.
  * A query is timed from db_query to its first row, since SQLite runs a
  * statement in its first step, not when it is prepared.
+ *
+ * Spans (core/trace.h) come from the same spot: when the thread is tracing
+ * a request, each call becomes a CLIENT child span named after the
+ * statement's kind (its first keyword: SELECT, INSERT, BEGIN...), with
+ * db.system and db.operation; never the SQL text or its parameters. When
+ * the thread is not tracing, that costs one thread-local load.
  */
 #include "db/db.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/buf.h"
 #include "core/mem.h"
 #include "core/timeutil.h"
+#include "core/trace.h"
 #include "db/db_int.h"
 
 int db__pool_init(struct db_pool *p, const struct db_ops *ops, const char *target,
@@ -176,6 +184,48 @@ static inline int obs_end(const struct db_conn *c, int64_t t0, int rc)
     return rc;
 }
 
+/* The kind of statement sql is: its first keyword, uppercased, into op[16]. */
+static void sql_kind(const char *sql, char op[16])
+{
+    size_t n = 0;
+    while (*sql == ' ' || *sql == '\n' || *sql == '\t' || *sql == '\r' || *sql == '(')
+        sql++;
+    for (; n < 15 && ((sql[n] >= 'a' && sql[n] <= 'z') || (sql[n] >= 'A' && sql[n] <= 'Z'));
+         n++)
+        op[n] = (char)(sql[n] >= 'a' ? sql[n] - 'a' + 'A' : sql[n]);
+    op[n] = '\0';
+    if (n == 0)
+        memcpy(op, "OTHER", 6);
+}
+
+/* Start of a traced call: the clock, or 0 when the thread is not tracing. */
+static inline int64_t tr_start(void)
+{
+    return trace_current() ? trace_now_ns() : 0;
+}
+
+/* Ends the span of a call on c of kind op, started at t (0: not traced). */
+static void tr_end(const struct db_conn *c, int64_t t, const char *op, int rc)
+{
+    char name[32];
+    if (!t)
+        return;
+    snprintf(name, sizeof(name), "db %s", op);
+    trace_child_done(name, TRACE_KIND_CLIENT, t, c->ops == &db_pg_ops ? "postgresql" : "sqlite",
+                     op, rc < 0);
+}
+
+/* Ends the span of a SQL call (see tr_end); returns rc. */
+static int tr_end_sql(const struct db_conn *c, int64_t t, const char *sql, int rc)
+{
+    char op[16];
+    if (t) {
+        sql_kind(sql, op);
+        tr_end(c, t, op, rc);
+    }
+    return rc;
+}
+
 int db_open(const char *url, const struct db_opts *o, struct db **out,
             struct err_detail *d)
 {
@@ -244,18 +294,25 @@ void db_release(struct db *db, struct db_conn *c)
 int db_query(struct db_conn *c, const char *sql, const struct db_param *p,
              int np, struct db_rows **out, struct err_detail *d)
 {
-    int64_t t0 = obs_start(c);
+    int64_t t0 = obs_start(c), tr = tr_start();
     int rc = c->ops->query(c, sql, p, np, out, d);
     if (rc)
-        return obs_end(c, t0, rc);
+        return tr_end_sql(c, tr, sql, obs_end(c, t0, rc));
     (*out)->conn = c;
     (*out)->t0_ns = t0;
+    (*out)->tr_ns = tr;
+    if (tr)
+        sql_kind(sql, (*out)->tr_op);
     return 0;
 }
 
 int db_next(struct db_rows *r)
 {
     int rc = r->ops->next(r);
+    if (r->tr_ns) {
+        tr_end(r->conn, r->tr_ns, r->tr_op, rc);
+        r->tr_ns = 0;
+    }
     if (r->t0_ns) {
         (void)obs_end(r->conn, r->t0_ns, rc < 0 ? rc : 0);
         r->t0_ns = 0;
@@ -277,26 +334,31 @@ void db_rows_close(struct db_rows *r)
         return;
     if (r->t0_ns) /* closed before its first row was read */
         (void)obs_end(r->conn, r->t0_ns, 0);
+    if (r->tr_ns)
+        tr_end(r->conn, r->tr_ns, r->tr_op, 0);
     r->ops->rows_close(r);
 }
 
 int db_exec(struct db_conn *c, const char *sql, const struct db_param *p,
             int np, int64_t *changes, struct err_detail *d)
 {
-    int64_t t0 = obs_start(c);
-    return obs_end(c, t0, c->ops->exec(c, sql, p, np, changes, d));
+    int64_t t0 = obs_start(c), tr = tr_start();
+    return tr_end_sql(c, tr, sql, obs_end(c, t0, c->ops->exec(c, sql, p, np, changes, d)));
 }
 
 int db_exec_script(struct db_conn *c, const char *sql, struct err_detail *d)
 {
-    int64_t t0 = obs_start(c);
-    return obs_end(c, t0, c->ops->exec_script(c, sql, d));
+    int64_t t0 = obs_start(c), tr = tr_start();
+    int rc = obs_end(c, t0, c->ops->exec_script(c, sql, d));
+    tr_end(c, tr, "SCRIPT", rc);
+    return rc;
 }
 
 int db_begin(struct db_conn *c, int write, struct err_detail *d)
 {
-    int64_t t0 = obs_start(c);
+    int64_t t0 = obs_start(c), tr = tr_start();
     int rc = obs_end(c, t0, c->ops->begin(c, write, d));
+    tr_end(c, tr, "BEGIN", rc);
     if (!rc)
         c->in_tx = 1;
     return rc;
@@ -304,8 +366,9 @@ int db_begin(struct db_conn *c, int write, struct err_detail *d)
 
 int db_commit(struct db_conn *c, struct err_detail *d)
 {
-    int64_t t0 = obs_start(c);
+    int64_t t0 = obs_start(c), tr = tr_start();
     int rc = obs_end(c, t0, c->ops->commit(c, d));
+    tr_end(c, tr, "COMMIT", rc);
     if (!rc)
         c->in_tx = 0;
     return rc;
@@ -375,8 +438,10 @@ int db_copy_end(struct db_conn *c, struct err_detail *d)
     if (!c->in_copy)
         return err_set(d, ERR_INVAL, NULL, "db_copy_end without db_copy_begin");
     c->in_copy = 0;
-    int64_t t0 = obs_start(c);
-    return obs_end(c, t0, c->ops->copy_end(c, d));
+    int64_t t0 = obs_start(c), tr = tr_start();
+    int rc = obs_end(c, t0, c->ops->copy_end(c, d));
+    tr_end(c, tr, "COPY", rc);
+    return rc;
 }
 
 int db__schema_lock(struct db_conn *c, int lock, struct err_detail *d)

@@ -59,6 +59,8 @@ struct db_rows {
     /* Set by db.c's db_query: the query's start, until its first row is read. */
     struct db_conn *conn;
     int64_t t0_ns;              /* 0: observed already, or metrics off */
+    int64_t tr_ns;              /* span start (trace_now_ns); 0: not traced */
+    char tr_op[16];             /* the statement's kind, e.g. "SELECT" */
 };
 
 /* A pool of connections to one server: the primary or one replica (db.c). */

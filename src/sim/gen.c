@@ -58,6 +58,7 @@ static void write_truth(struct sim_conn *c, const char *fault)
     const struct sim__req *r = &c->req;
     struct sim__truth_rec t = {
         .request_id = r->rid,
+        .traceparent = r->traceparent,
         .endpoint = r->endpoint,
         .status = r->status,
         .arrival_ns = r->arrival_ns,
@@ -297,6 +298,7 @@ static void setup(struct sim_conn *c, const struct sim__params *p, int64_t now)
 static void set_ids(struct sim_conn *c, int api)
 {
     struct sim__req *r = &c->req;
+    memcpy(r->traceparent, c->head.traceparent, sizeof(r->traceparent));
     if (c->head.request_id[0]) {
         memcpy(r->rid, c->head.request_id, sizeof(r->rid));
     } else {

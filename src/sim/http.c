@@ -108,6 +108,10 @@ static int header(const char *name, size_t nl, const char *v, size_t vl,
             return ERR_RANGE;
         memcpy(h->request_id, v, vl);
         h->request_id[vl] = '\0';
+    } else if (ieq(name, nl, "traceparent")) {
+        size_t k = vl < sizeof(h->traceparent) - 1 ? vl : sizeof(h->traceparent) - 1;
+        memcpy(h->traceparent, v, k);
+        h->traceparent[k] = '\0';
     } else if (ieq(name, nl, "x-sim-fault")) {
         size_t k = vl < sizeof(h->fault) - 1 ? vl : sizeof(h->fault) - 1;
         memcpy(h->fault, v, k);

@@ -105,6 +105,7 @@ struct sim__head {
     int64_t content_length;          /* -1 when absent */
     char request_id[SIM_ID_MAX + 1]; /* X-Request-Id, "" when absent */
     char fault[24];                  /* X-Sim-Fault, "" when absent */
+    char traceparent[56];            /* traceparent as received (cut to 55), "" when absent */
     size_t len;                      /* bytes of head through the blank line */
 };
 
@@ -221,6 +222,7 @@ struct sim__truth {
 
 struct sim__truth_rec {
     const char *request_id;
+    const char *traceparent;          /* as received; "" or NULL when none */
     const char *endpoint;
     int status;                       /* HTTP status sent; 0 when none */
     int64_t arrival_ns;
@@ -268,6 +270,7 @@ struct sim__req {
     int64_t arrival_ns, first_ns, last_ns, prev_tok_ns, last_write_ns;
     uint64_t first_mark, last_mark; /* output offsets ending those events; 0: none */
     char rid[SIM_ID_MAX + 1];       /* X-Request-Id or a generated id */
+    char traceparent[56];           /* the request's traceparent header, "" when none */
     char id[SIM_ID_MAX + 16];       /* "cmpl-" + rid, ... */
 };
 

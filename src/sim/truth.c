@@ -51,6 +51,8 @@ void sim__truth_write(struct sim__truth *t, const struct sim__truth_rec *r)
     jw_obj_open(&w);
     jw_key(&w, "request_id");
     jw_cstr(&w, r->request_id);
+    jw_key(&w, "traceparent");
+    jw_cstr(&w, r->traceparent && r->traceparent[0] ? r->traceparent : NULL);
     jw_key(&w, "endpoint");
     jw_cstr(&w, r->endpoint);
     jw_key(&w, "status");

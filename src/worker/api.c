@@ -20,6 +20,8 @@ struct worker_api {
     char base[512];
     char auth[640];
     char errbuf[CURL_ERROR_SIZE];
+    int traced;
+    struct trace_ctx trace;       /* span_id: unused; each call gets its own */
 };
 
 int worker_api_create(const char *base_url, const char *key, int timeout_ms,
@@ -52,6 +54,13 @@ void worker_api_destroy(struct worker_api *a)
         return;
     curl_easy_cleanup(a->easy);
     mem_free(a);
+}
+
+void worker_api_set_trace(struct worker_api *a, const struct trace_ctx *t)
+{
+    a->traced = t != NULL;
+    if (t)
+        a->trace = *t;
 }
 
 static size_t on_body(char *p, size_t size, size_t nmemb, void *arg)
@@ -90,6 +99,14 @@ int worker_api_call(struct worker_api *a, const char *method, const char *path, 
     h = curl_slist_append(h, "Content-Type: application/json");
     if (h && a->auth[0])
         h = curl_slist_append(h, a->auth);
+    if (h && a->traced) {
+        char line[TRACE_PARENT_LEN + 16];
+        struct trace_ctx t = a->trace;
+        trace_random_id(t.span_id, sizeof(t.span_id));
+        memcpy(line, "traceparent: ", 13);
+        trace_format_parent(&t, line + 13);
+        h = curl_slist_append(h, line);
+    }
     CURL *c = a->easy;
     curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);

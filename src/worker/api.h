@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "core/trace.h"
 
 #define WORKER_API_BODY_MAX (64 << 20) /* cap on a response (a claim holds a checkpoint) */
 
@@ -35,6 +36,11 @@ struct worker_api_resp {
 int worker_api_create(const char *base_url, const char *key, int timeout_ms,
                       struct worker_api **out, struct err_detail *d) MC_WUR;
 void worker_api_destroy(struct worker_api *a);
+/*
+ * Puts a's later calls in trace t (copied; NULL: none): each call then
+ * carries a traceparent with t's trace id and flags and a new span id.
+ */
+void worker_api_set_trace(struct worker_api *a, const struct trace_ctx *t);
 
 /*
  * One call: method ("GET", "POST", "PUT") of path (from "/api/...") with

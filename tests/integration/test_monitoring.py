@@ -52,7 +52,8 @@ def test_rules_pass_promtool(tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     alerts = {r["alert"] for g in rule_groups() for r in g["rules"]}
     for want in ("ModelcatHighErrorRatio", "ModelcatHighLatencyP99", "ModelcatBreakerOpen",
-                 "ModelcatReplicaLag", "ModelcatJobFailureRate", "ModelcatPreemptionRate"):
+                 "ModelcatReplicaLag", "ModelcatJobFailureRate", "ModelcatPreemptionRate",
+                 "ModelcatBackupTooOld"):
         assert want in alerts
 
 
@@ -82,7 +83,8 @@ def test_every_queried_metric_is_exported(server_factory, tmp_path):
     rep = urllib.parse.urlsplit(conftest._SERVICES["MODELCAT_TEST_PG_REPLICA_URL"])
     replica = urllib.parse.urlunsplit((rep.scheme, rep.netloc, database, rep.query, ""))
     srv = server_factory(db_path=db_path, args=[
-        "--db-replicas", replica, "--cache", f"redis://127.0.0.1:{closed_port()}/0"])
+        "--db-replicas", replica, "--cache", f"redis://127.0.0.1:{closed_port()}/0",
+        "--backup-every", "1h", "--backup-to", str(tmp_path / "backups")])
     c = srv.client()
     m = c.create("/api/v1/models", model_body(f"mon-org/{uid()}"))["id"]
     hw = c.create("/api/v1/hardware", hardware_body(on_demand_usd_per_hour=10.0,
@@ -111,5 +113,6 @@ def test_every_queried_metric_is_exported(server_factory, tmp_path):
     # The collector families the rules rely on are really there.
     for name in ("modelcat_breaker_state", "modelcat_replica_lag_seconds",
                  "modelcat_catalog_cost_per_1m_output_tokens_usd",
-                 "modelcat_job_completions_total"):
+                 "modelcat_job_completions_total",
+                 "modelcat_backup_last_success_timestamp_seconds"):
         assert name in exported, name

@@ -11,6 +11,7 @@ into docs/operations.md).  The bad-input cases each check that the target
 is left exactly as it was."""
 
 import hashlib
+import re
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+import conftest
 from conftest import (
     PG_URL, STORE, hardware_body, model_body, pg_admin, run_body, run_cli, store_url, uid,
 )
@@ -166,6 +168,31 @@ def test_drill_backup_destroy_restore(server_factory, tmp_path):
     assert after == before
     print(f"\nDRILL store={STORE} load={load_s:.1f}s backup={backup_s:.2f}s "
           f"restore={restore_s:.2f}s dump={size} bytes ({dump_name()})")
+
+    # The same through an S3-compatible server on loopback (make test starts
+    # s3rver and names its env file in MODELCAT_TEST_S3_ENV).
+    env_file = conftest._SERVICES.get("MODELCAT_TEST_S3_ENV")
+    if not env_file:
+        pytest.skip("no S3 server (MODELCAT_TEST_S3_ENV unset): the directory drill passed")
+    s3 = dict(line.split("=", 1) for line in Path(env_file).read_text().split() if "=" in line)
+    env = {k: s3[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if k in s3}
+    target = f"s3://{s3['MODELCAT_TEST_S3_BUCKET']}/drill-{uid()}"
+    ep = ["--s3-endpoint", s3["MODELCAT_TEST_S3_ENDPOINT"]]
+    t0 = time.monotonic()
+    res = run_cli("backup", "--to", target, "--db", url, *ep, env=env, timeout=300)
+    s3_backup_s = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr
+    res = run_cli("backup", "list", "--to", target, *ep, env=env, timeout=60)
+    assert res.returncode == 0, res.stderr
+    names = re.findall(r"modelcat-[0-9TZ]+", res.stdout)
+    assert len(set(names)) == 1, res.stdout
+    destroy(url)
+    t0 = time.monotonic()
+    res = run_cli("restore", f"{target}/{names[0]}", "--db", url, *ep, env=env, timeout=300)
+    s3_restore_s = time.monotonic() - t0
+    assert res.returncode == 0, res.stderr
+    assert table_digests(url) == before
+    print(f"DRILL-S3 store={STORE} backup={s3_backup_s:.2f}s restore={s3_restore_s:.2f}s")
 
 
 # -- bad input ----------------------------------------------------------------

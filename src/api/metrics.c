@@ -300,6 +300,37 @@ static void collect_breakers(struct buf *out, void *arg)
 }
 
 /*
+ * Runs fn on the primary (a scrape's few queries cost it little, and a
+ * replica may not have replayed the newest rows or tables yet), or on a
+ * replica when the primary cannot be reached. Returns fn's result.
+ */
+static int read_fallback(int (*fn)(struct db_conn *c, void *arg, struct err_detail *d),
+                         void *arg, struct err_detail *d)
+{
+    struct db_conn *c;
+    int rc = db_acquire(api_db, &c, d);
+    if (!rc) {
+        rc = fn(c, arg, d);
+        db_release(api_db, c);
+        if (rc != ERR_UNAVAIL)
+            return rc;
+    }
+    if (!db_replicas(api_db))
+        return rc;
+    err_clear(d);
+    if ((rc = db_acquire_read(api_db, &c, time_mono_ns(), d)))
+        return rc;
+    rc = fn(c, arg, d);
+    (void)db_release_result(api_db, c, rc, time_mono_ns());
+    return rc;
+}
+
+static int count_jobs(struct db_conn *c, void *arg, struct err_detail *d)
+{
+    return job_count_by_status(c, arg, d);
+}
+
+/*
  * The jobs by status, from a read connection; reused for a second so that
  * many scrapers cost one query. On a store error the family is left out.
  */
@@ -312,14 +343,9 @@ static void collect_jobs(struct buf *out, void *arg)
     (void)arg;
     pthread_mutex_lock(&mu);
     if (!counted_ns || now - counted_ns >= 1000000000) {
-        struct db_conn *c;
         struct err_detail d;
         err_clear(&d);
-        int rc = db_acquire_read(api_db, &c, now, &d);
-        if (!rc) {
-            rc = job_count_by_status(c, n, &d);
-            (void)db_release_result(api_db, c, rc, time_mono_ns());
-        }
+        int rc = read_fallback(count_jobs, n, &d);
         if (rc)
             log_warn("metrics", "counting jobs: %s", d.msg);
         ok = rc == 0;
@@ -394,6 +420,32 @@ static void cost_row_read(struct db_rows *r, struct cost_row *x)
         x->spot = db_col_real(r, 5) / (double)gpi / per_gpu_tok_h * 1e6;
 }
 
+struct cost_read {
+    struct cost_row *rows;
+    int *nrows;
+};
+
+static int read_costs(struct db_conn *c, void *arg, struct err_detail *d)
+{
+    struct cost_read *cr = arg;
+    struct db_rows *r;
+    *cr->nrows = 0;
+    int rc = db_query(c,
+        "SELECT r.model, r.engine, r.hardware, MAX(r.output_throughput / r.gpu_count),"
+        " h.on_demand_usd_per_hour, h.spot_usd_per_hour, h.gpus_per_instance"
+        " FROM runs r JOIN hardware h ON h.id = r.hardware"
+        " WHERE r.output_throughput > 0 AND r.gpu_count > 0"
+        " GROUP BY r.model, r.engine, r.hardware, h.on_demand_usd_per_hour,"
+        " h.spot_usd_per_hour, h.gpus_per_instance LIMIT 1000", NULL, 0, &r, d);
+    if (rc)
+        return rc;
+    int more;
+    while ((more = db_next(r)) == 1 && *cr->nrows < COST_SERIES)
+        cost_row_read(r, &cr->rows[(*cr->nrows)++]);
+    db_rows_close(r);
+    return more < 0 ? err_set(d, more, NULL, "reading the costs failed") : 0;
+}
+
 static void collect_costs(struct buf *out, void *arg)
 {
     static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -404,30 +456,10 @@ static void collect_costs(struct buf *out, void *arg)
     (void)arg;
     pthread_mutex_lock(&mu);
     if (!counted_ns || now - counted_ns >= 60000000000LL) {
-        struct db_conn *c;
-        struct db_rows *r;
         struct err_detail d;
         err_clear(&d);
-        int rc = db_acquire_read(api_db, &c, now, &d);
-        if (!rc) {
-            nrows = 0;
-            rc = db_query(c,
-                "SELECT r.model, r.engine, r.hardware, MAX(r.output_throughput / r.gpu_count),"
-                " h.on_demand_usd_per_hour, h.spot_usd_per_hour, h.gpus_per_instance"
-                " FROM runs r JOIN hardware h ON h.id = r.hardware"
-                " WHERE r.output_throughput > 0 AND r.gpu_count > 0"
-                " GROUP BY r.model, r.engine, r.hardware, h.on_demand_usd_per_hour,"
-                " h.spot_usd_per_hour, h.gpus_per_instance LIMIT 1000", NULL, 0, &r, &d);
-            if (!rc) {
-                int more;
-                while ((more = db_next(r)) == 1 && nrows < COST_SERIES)
-                    cost_row_read(r, &rows[nrows++]);
-                db_rows_close(r);
-                if (more < 0)
-                    rc = err_set(&d, more, NULL, "reading the costs failed");
-            }
-            (void)db_release_result(api_db, c, rc, time_mono_ns());
-        }
+        struct cost_read cr = {rows, &nrows};
+        int rc = read_fallback(read_costs, &cr, &d);
         if (rc)
             log_warn("metrics", "catalog costs: %s", d.msg);
         ok = rc == 0;

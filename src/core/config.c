@@ -264,8 +264,10 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
     [CFG_BACKUP_S3_ENDPOINT] = {"s3-endpoint", CFG_T_STR, "", 0, 0, NULL,
                                 CMD_BACKUP | CMD_RESTORE | CMD_SERVE,
                                 "S3-compatible endpoint for s3:// (default: AWS from region)"},
-    [CFG_BACKUP_S3_REGION] = {"s3-region", CFG_T_STR, "us-east-1", 0, 0, NULL,
-                              CMD_BACKUP | CMD_RESTORE | CMD_SERVE, "S3 region for s3://"},
+    [CFG_BACKUP_S3_REGION] = {"s3-region", CFG_T_STR, "", 0, 0, NULL,
+                              CMD_BACKUP | CMD_RESTORE | CMD_SERVE,
+                              "S3 region for s3:// (default: AWS_REGION, AWS_DEFAULT_REGION,"
+                              " us-east-1)"},
     [CFG_RESTORE_FORCE] = {"force", CFG_T_BOOL, "0", 0, 1, NULL, CMD_RESTORE,
                            "restore over a database that holds data"},
 };

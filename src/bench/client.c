@@ -188,6 +188,8 @@ static void dispatch_pending(struct client *cl)
         }
         struct bench_req *r = req_at(cl, cl->pending[cl->phead++]);
         cl->inflight++;
+        if (cl->l->on_start && !r->warmup)
+            cl->l->on_start(cl->l->on_finish_arg);
         if (cl->tr->start(cl, r)) {
             bench__finish(cl, r, BENCH_E_CONNECT);
             return; /* bench__finish dispatched what could go */

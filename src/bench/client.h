@@ -82,6 +82,10 @@ struct bench_load {
        call), or NULL. */
     void (*on_finish)(void *arg, const struct bench_req *r);
     void *on_finish_arg;
+    /* Called on the loop's thread as each measured request is handed to
+       the transport (each is then finished exactly once), with
+       on_finish_arg, or NULL. */
+    void (*on_start)(void *arg);
 };
 
 /* The index among the point's planned measured requests of finished request r. */

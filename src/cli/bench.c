@@ -20,6 +20,7 @@
 #include "bench/stats.h"
 #include "cli/bench_spec.h"
 #include "cli/cli.h"
+#include "cli/obs.h"
 #include "core/codec.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -75,6 +76,8 @@ static int run_point(const struct cfg *c, struct bench_opts *o, int i, const cha
         return 1;
     }
     int brc = bench_run(&o->t, &o->l, &run, &d);
+    if (!brc)
+        cli_obs_bench_abandoned(run.incomplete);
     if (o->tel)
         tel_sampler_stop(o->tel);
     if (brc) {
@@ -158,6 +161,8 @@ int cli_bench(int argc, char **argv)
     o.l.prompts = ds.v;
     o.l.stop = &stop_requested;
     o.l.nprompts = ds.n;
+    o.l.on_start = cli_obs_bench_start;
+    o.l.on_finish = cli_obs_bench_finish;
     if (codec_uuid7(sweep_id, time_wall_ms()))
         snprintf(sweep_id, sizeof(sweep_id), "sweep");
     command_line(argc, argv, cmd, sizeof(cmd));
@@ -165,6 +170,10 @@ int cli_bench(int argc, char **argv)
     FILE *reqs_out = *rq ? fopen(rq, "w") : NULL;
     if (*rq && !reqs_out) {
         fprintf(stderr, "modelcat bench: cannot open %s for writing\n", rq);
+        rc = 2;
+        goto out;
+    }
+    if (cli_obs_start(cfg_str(&c, CFG_METRICS_LISTEN), 0, NULL, NULL)) {
         rc = 2;
         goto out;
     }
@@ -182,6 +191,7 @@ int cli_bench(int argc, char **argv)
 out:
     if (reqs_out && fclose(reqs_out))
         rc = rc ? rc : 1;
+    cli_obs_stop();
     bench_opts_telemetry_free(&o);
     bench_dataset_free(&ds);
     cfg_free(&c);

@@ -6,9 +6,35 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/obs.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "sim/sim.h"
+
+static const char *const statuses[] = {"stop", "length", "abort"};
+
+/* modelcat_sim_* from the simulator's atomic totals, at scrape time. */
+static void collect_sim(struct buf *out, void *arg)
+{
+    (void)arg;
+    struct sim_totals t;
+    sim_totals(&t);
+    metrics_write_head(out, "modelcat_sim_requests_total",
+                       "Requests the simulator finished, by finish reason.", "counter");
+    for (int i = 0; i < 3; i++) {
+        const char *lab[] = {"status", statuses[i]};
+        metrics_write_sample(out, "modelcat_sim_requests_total", lab, 1,
+                             (double)t.requests[i]);
+    }
+    metrics_write_head(out, "modelcat_sim_tokens_total", "Tokens the simulator generated.",
+                       "counter");
+    metrics_write_sample(out, "modelcat_sim_tokens_total", NULL, 0, (double)t.tokens);
+}
+
+static int sim_families(struct metrics *reg, void *arg)
+{
+    return metrics_collector(reg, collect_sim, arg) ? 1 : 0;
+}
 
 int cli_sim(int argc, char **argv)
 {
@@ -46,12 +72,17 @@ int cli_sim(int argc, char **argv)
     struct err_detail d;
     err_clear(&d);
     rc = 0;
+    if (cli_obs_start(cfg_str(&c, CFG_METRICS_LISTEN), 0, sim_families, NULL)) {
+        cfg_free(&c);
+        return 2;
+    }
     if (sim_run(&o, &d)) {
         log_error("sim", "%s", d.msg);
         rc = 1;
     } else {
         log_info("sim", "stopped");
     }
+    cli_obs_stop();
     cfg_free(&c);
     return rc;
 }

@@ -26,6 +26,7 @@
 
 #include "catalog/jobs.h"
 #include "cli/cli.h"
+#include "cli/obs.h"
 #include "cli/worker_int.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -61,6 +62,10 @@ void worker_note_notice(struct worker_ctx *w, const struct worker_notice_event *
     int none = WSTOP_NONE;
     atomic_compare_exchange_strong(&w->why, &none, WSTOP_NOTICE);
     w->stop = 1;
+    if (first && ev->kind != WORKER_NOTICE_NONE)
+        cli_obs_notice(ev->kind == WORKER_NOTICE_TERMINATE   ? CLI_OBS_TERMINATE
+                       : ev->kind == WORKER_NOTICE_REBALANCE ? CLI_OBS_REBALANCE
+                                                             : CLI_OBS_SIGTERM);
     if (first)
         log_warn("worker", "notice: kind=%s source=%s detail=\"%s\" job=%s: stopping dispatch,"
                  " draining up to %g s", worker_notice_kind_name(ev->kind),
@@ -110,7 +115,9 @@ int worker_put_checkpoint(struct worker_ctx *w, struct worker_api *api)
         return -1;
     }
     snprintf(path, sizeof(path), "/api/v1/jobs/%s/checkpoint", w->job_id);
+    int64_t t0 = time_mono_ns();
     int rc = worker_api_call(api, "PUT", path, body, &r, &d);
+    cli_obs_checkpoint(time_mono_ns() - t0);
     json_decref(body);
     json_decref(r.body);
     if (rc) {
@@ -364,6 +371,10 @@ int cli_worker(int argc, char **argv)
     pthread_mutex_init(&w.mu, NULL);
     if ((rc = settings(&c, &w)))
         goto out;
+    if (cli_obs_start(cfg_str(&c, CFG_METRICS_LISTEN), 1, NULL, NULL)) {
+        rc = 2;
+        goto out;
+    }
     sig_notice = w.notice;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -373,6 +384,7 @@ int cli_worker(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     rc = claim_loop(&w, (int)cfg_int(&c, CFG_WORKER_ONCE));
 out:
+    cli_obs_stop();
     sig_notice = NULL;
     worker_api_destroy(w.api);
     worker_notice_destroy(w.notice);

@@ -16,6 +16,7 @@
 
 #include "bench/backend.h"
 #include "cli/bench_spec.h"
+#include "cli/obs.h"
 #include "cli/worker_int.h"
 #include "core/buf.h"
 #include "core/config.h"
@@ -110,6 +111,14 @@ static void on_finish(void *arg, const struct bench_req *r)
         log_error("worker", "job %s: out of memory keeping a request", w->job_id);
     w->ck_dirty = 1;
     pthread_mutex_unlock(&w->mu);
+    cli_obs_bench_finish(NULL, r);
+}
+
+/* on_finish without a plan (duration runs): only the metrics. */
+static void on_finish_obs(void *arg, const struct bench_req *r)
+{
+    (void)arg;
+    cli_obs_bench_finish(NULL, r);
 }
 
 /* A worker call ending the job (complete or release). 0, or -1 logged. */
@@ -147,6 +156,7 @@ static int complete(struct worker_ctx *w, int ok, const char *reason)
         log_info("worker", "job %s succeeded", w->job_id);
     else
         log_error("worker", "job %s failed: %s", w->job_id, reason);
+    cli_obs_job(ok ? CLI_OBS_SUCCEEDED : CLI_OBS_FAILED);
     return finish_call(w, "complete", b);
 }
 
@@ -239,6 +249,8 @@ static int run_point(struct worker_ctx *w, struct job *j, int i, char *reason, s
     l.stop = &w->stop;
     l.drain_s = w->drain_s;
     l.progress = 0;
+    l.on_start = cli_obs_bench_start;
+    l.on_finish = on_finish_obs;
     if (w->planned) {
         l.num_prompts = (int)ntodo;
         l.todo = todo;
@@ -254,6 +266,7 @@ static int run_point(struct worker_ctx *w, struct job *j, int i, char *reason, s
         mem_free(todo);
         return 1;
     }
+    cli_obs_bench_abandoned(run.incomplete);
     int64_t stopped_at = time_mono_ns();
     pthread_mutex_lock(&w->mu);
     w->load = NULL;
@@ -297,6 +310,10 @@ static int release(struct worker_ctx *w)
     if (put)
         json_decref(b);
     double total = (double)(time_mono_ns() - t0) / 1e6;
+    if (!rc) {
+        cli_obs_job(CLI_OBS_RELEASED);
+        cli_obs_notice_to_release(time_mono_ns() - t0);
+    }
     notices_handled++;
     log_warn("worker", "notice handled: kind=%s detail=\"%s\" job=%s %s: %.1f ms from notice to"
              " released checkpoint (%.1f ms draining, %.1f ms without the drain); notices"
@@ -382,6 +399,7 @@ done:
     case WSTOP_CANCELLED:
     case WSTOP_LEASE_LOST:
         log_info("worker", "job %s: stopped without finishing it", j.id);
+        cli_obs_job(CLI_OBS_CANCELLED);
         break;
     default:
         rc = complete(w, !failed, failed ? reason : NULL) ? 1 : 0;

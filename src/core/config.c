@@ -270,6 +270,9 @@ const struct cfg_def cfg_defs[CFG__COUNT] = {
                               " us-east-1)"},
     [CFG_RESTORE_FORCE] = {"force", CFG_T_BOOL, "0", 0, 1, NULL, CMD_RESTORE,
                            "restore over a database that holds data"},
+    [CFG_METRICS_LISTEN] = {"metrics-listen", CFG_T_STR, "", 0, 0, NULL,
+                            CMD_BENCH | CMD_SIM | CMD_WORKER,
+                            "serve Prometheus /metrics on host:port (port 0: any; empty: off)"},
 };
 
 /* "max-body" -> "MODELCAT_MAX_BODY", or the row's own env */

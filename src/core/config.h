@@ -150,6 +150,8 @@ enum cfg_id {
     CFG_BACKUP_S3_ENDPOINT,
     CFG_BACKUP_S3_REGION,
     CFG_RESTORE_FORCE,
+    /* observability of bench, sim and worker */
+    CFG_METRICS_LISTEN,
     CFG__COUNT
 };
 

@@ -107,6 +107,7 @@ static void count_done(struct sim_server *s, const struct sim__req *r, int64_t n
 {
     sim__hist_observe(&s->met.e2e, (double)(now - r->arrival_ns) / 1e9);
     s->met.success[r->out.early_stop ? SIM_FIN_STOP : SIM_FIN_LENGTH]++;
+    sim__total_request(r->out.early_stop ? SIM_FIN_STOP : SIM_FIN_LENGTH);
 }
 
 static size_t ev_open(struct sim_conn *c, struct buf *b)
@@ -234,6 +235,7 @@ static void strike(struct sim_conn *c, int64_t now)
     }
     static const char msg[] = "injected fault: the engine failed mid-generation";
     s->met.success[SIM_FIN_ABORT]++;
+    sim__total_request(SIM_FIN_ABORT);
     if (!r->out.stream) {
         fail(c, 500, "InternalServerError", msg);
         return;
@@ -260,6 +262,7 @@ void sim__gen_token(void *arg, struct sim__seq *seq, int64_t now)
         return;
     }
     s->met.generation_tokens++;
+    sim__total_token();
     if (k == 1)
         sim__hist_observe(&s->met.ttft, (double)(now - r->arrival_ns) / 1e9);
     else
@@ -370,8 +373,10 @@ void sim__gen_gone(struct sim_conn *c, const char *reason)
     struct sim__req *r = &c->req;
     sim__engine_cancel(&s->eng, &r->seq, time_mono_ns());
     sim__rearm(s);
-    if (!r->complete)
+    if (!r->complete) {
         s->met.success[SIM_FIN_ABORT]++;
+        sim__total_request(SIM_FIN_ABORT);
+    }
     write_truth(c, r->fault ? fault_names[r->fault] : reason);
     c->active = 0;
 }

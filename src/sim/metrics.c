@@ -6,6 +6,7 @@
  * prometheus_client prints them ("1.0", "+Inf").
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "sim/sim_int.h"
@@ -143,4 +144,20 @@ void sim__metrics_render(struct buf *b, const struct sim__metrics *m, const char
          &m->itl, model);
     hist(b, "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
          &m->e2e, model);
+}
+
+static atomic_ullong total_req[SIM_FIN__N], total_tok;
+
+void sim__total_request(enum sim__finish f)
+{
+    atomic_fetch_add_explicit(&total_req[f], 1, memory_order_relaxed);
+}
+
+void sim__total_token(void) { atomic_fetch_add_explicit(&total_tok, 1, memory_order_relaxed); }
+
+void sim_totals(struct sim_totals *out)
+{
+    for (int i = 0; i < SIM_FIN__N; i++)
+        out->requests[i] = atomic_load_explicit(&total_req[i], memory_order_relaxed);
+    out->tokens = atomic_load_explicit(&total_tok, memory_order_relaxed);
 }

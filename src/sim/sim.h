@@ -44,4 +44,13 @@ struct sim_opts {
  */
 int sim_run(const struct sim_opts *o, struct err_detail *d) MC_WUR;
 
+/* Process totals that any thread may read while sim_run runs: finished
+   requests by finish reason (stop, length, abort) and generated tokens. */
+struct sim_totals {
+    uint64_t requests[3];
+    uint64_t tokens;
+};
+/* Fills *out with relaxed atomic loads of the totals. */
+void sim_totals(struct sim_totals *out);
+
 #endif

@@ -205,6 +205,9 @@ struct sim__metrics {
 };
 
 void sim__metrics_init(struct sim__metrics *m);
+/* The atomic process totals behind sim_totals (metrics.c). */
+void sim__total_request(enum sim__finish f);
+void sim__total_token(void);
 void sim__hist_observe(struct sim__hist *h, double v);
 /*
  * Prometheus text exposition with vLLM's names, labelled model_name;

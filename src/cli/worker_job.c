@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/timeutil.h"
+#include "telemetry/telemetry.h"
 
 #define SPEC_ARGS_MAX 128
 
@@ -94,7 +95,8 @@ static int job_parse(struct job *j, json_t *spec)
         snprintf(j->reason, sizeof(j->reason), "the spec is not an object of settings");
     else if (cfg_load(&j->c, CMD_BENCH, argc, argv, &d))
         snprintf(j->reason, sizeof(j->reason), "spec: %s", d.msg);
-    else if (bench_opts_parse(&j->c, &j->o, j->reason, sizeof(j->reason)))
+    else if (bench_opts_parse(&j->c, &j->o, j->reason, sizeof(j->reason)) ||
+             bench_opts_telemetry(&j->c, &j->o, j->reason, sizeof(j->reason)))
         cfg_free(&j->c);
     else
         rc = 0;
@@ -165,7 +167,7 @@ static int complete(struct worker_ctx *w, int ok, const char *reason)
  * it done. 0, or 1 with reason.
  */
 static int publish(struct worker_ctx *w, struct job *j, const struct bench_run *last, int i,
-                   char *reason, size_t cap)
+                   int with_tel, char *reason, size_t cap)
 {
     struct bench_summary s;
     struct bench_catalog cat;
@@ -203,6 +205,10 @@ static int publish(struct worker_ctx *w, struct job *j, const struct bench_run *
         goto out;
     }
     result = bench_opts_result(&j->c, &l, &m, &s, j->cmd, j->id, i);
+    if (result && with_tel && bench_opts_telemetry_result(&j->c, &j->o, result, &s, NULL)) {
+        snprintf(reason, cap, "point %d: out of memory", i);
+        goto out;
+    }
     bench_opts_catalog(&j->c, &j->o, w->api_url, w->api_key, &cat);
     snprintf(idem, sizeof(idem), "job-%s-point-%d", j->id, i);
     if (!result || bench_publish(&cat, result, &m, idem, id, &d)) {
@@ -261,11 +267,28 @@ static int run_point(struct worker_ctx *w, struct job *j, int i, char *reason, s
     log_info("worker", "job %s: point %d/%d: %zu of %zu planned requests to do", j->id, i + 1,
              w->npoints, w->planned ? ntodo : 0, w->planned);
     memset(&run, 0, sizeof(run));
-    if ((!w->planned || ntodo) && bench_run(&j->o.t, &l, &run, &d)) {
+    /*
+     * GPU telemetry, sampled around the run as bench does. The sampler only
+     * holds this segment's samples, so a point resumed after a preemption
+     * (earlier segments done by this or another worker) is published
+     * without telemetry rather than with a part of it.
+     */
+    int with_tel = j->o.tel && (!w->planned || ntodo == w->planned);
+    if (with_tel && tel_sampler_start(j->o.tel, &d)) {
+        snprintf(reason, cap, "point %d: gpu telemetry: %s", i, d.msg);
+        mem_free(todo);
+        return 1;
+    }
+    int brc = (!w->planned || ntodo) ? bench_run(&j->o.t, &l, &run, &d) : 0;
+    if (with_tel)
+        tel_sampler_stop(j->o.tel);
+    if (brc) {
         snprintf(reason, cap, "point %d: %s", i, d.msg);
         mem_free(todo);
         return 1;
     }
+    if (!with_tel && j->o.tel)
+        log_info("worker", "job %s: point %d resumed: published without gpu telemetry", j->id, i);
     cli_obs_bench_abandoned(run.incomplete);
     int64_t stopped_at = time_mono_ns();
     pthread_mutex_lock(&w->mu);
@@ -289,7 +312,7 @@ static int run_point(struct worker_ctx *w, struct job *j, int i, char *reason, s
             snprintf(reason, cap, "point %d: stopped by max_errors", i);
             rc = 1;
         } else
-            rc = publish(w, j, &run, i, reason, cap);
+            rc = publish(w, j, &run, i, with_tel, reason, cap);
     }
     bench_run_free(&run);
     return rc;
@@ -379,6 +402,8 @@ int worker_run_job(struct worker_ctx *w, json_t *jobj)
     }
     j.o.l.prompts = j.ds.v;
     j.o.l.nprompts = j.ds.n;
+    /* The benchmark joins the job attempt's trace (its API calls' trace). */
+    j.o.l.join = &w->trace;
     if (worker_control_start(w)) {
         rc = 1;
         goto out;
@@ -407,6 +432,7 @@ done:
 out:
     worker_ckpt_free(&w->ck);
     bench_dataset_free(&j.ds);
+    bench_opts_telemetry_free(&j.o);
     cfg_free(&j.c);
     return rc;
 }

@@ -1,5 +1,5 @@
 """--metrics-listen: the stand-alone /metrics endpoint of sim and bench
-(worker: see what is left in the report; not covered here yet)."""
+(worker: test_worker.py::test_metrics_listen_during_and_after_a_job)."""
 import re
 import subprocess
 import time

@@ -138,6 +138,13 @@ def test_happy_path_two_point_sweep(tmp_path, env):
         check_runs(env, job(env, jid), 2, 12)
         truth = sim.truth_rows()
         assert len(truth) == 2 * (12 + 1)  # each point: its warmup and its prompts
+        # The benchmark joins the job attempt's trace: one trace id for all
+        # its requests (a single attempt here), each with a span of its own.
+        parents = [t["traceparent"] for t in truth.values()]
+        assert all(p and re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", p)
+                   for p in parents), parents
+        assert len({p.split("-")[1] for p in parents}) == 1, parents
+        assert len({p.split("-")[2] for p in parents}) == len(parents), parents
     finally:
         sim.stop()
 
@@ -303,3 +310,64 @@ def test_bad_flags_exit_2():
         p = subprocess.run([modelcat_bin(), "worker", *args], capture_output=True, text=True,
                            timeout=20)
         assert p.returncode == 2, (args, p.stderr)
+
+
+def test_gpu_telemetry_published_with_the_run(tmp_path, env):
+    from test_telemetry import stub_library
+    sim = Sim(tmp_path, "--itl-ms", "2", "--itl-ms-per-seq", "0")
+    try:
+        label = uid()
+        jid = make_job(env, sim.url, label, gpu_telemetry="nvml",
+                       gpu_telemetry_interval=0.05, nvml_library=stub_library())
+        w = Worker(env, label, "--once")
+        assert w.wait() == 0, w.log()
+        j = job(env, jid)
+        check_runs(env, j, 1, 20)
+        rid = j["run_ids"][0]
+        run = env["c"].get(f"/api/v1/benchmarks/{rid}").body
+        items = env["c"].get(f"/api/v1/benchmarks/{rid}/gpu-samples").body["items"]
+        assert items, run
+        assert {x["gpu"] for x in items} == {0, 1}  # the stub's two GPUs
+        assert run["gpu_util_mean_pct"] == pytest.approx(50), run  # GPUs at 40 and 60 %
+        assert run["gpu_util_max_pct"] == pytest.approx(60)
+        assert run["gpu_mem_peak_bytes"] == 2 << 30
+        assert run["gpu_power_mean_w"] == pytest.approx(250)
+        assert run["energy_per_output_token_j"] > 0, run
+    finally:
+        sim.stop()
+
+
+def test_metrics_listen_during_and_after_a_job(tmp_path, env):
+    from test_metrics_listen import URL_RE, _promtool, _scrape, _value
+    sim = Sim(tmp_path, "--itl-ms", "20", "--itl-ms-per-seq", "0")
+    try:
+        label = uid()
+        # ~3 s: 40 prompts of 8 tokens at 20 ms a token, two at a time.
+        jid = make_job(env, sim.url, label, num_prompts=40, max_concurrency=2)
+        w = Worker(env, label, "--metrics-listen", "127.0.0.1:0", "--poll-interval", "0.2")
+        try:
+            w.wait_for(URL_RE.pattern)
+            url = next(URL_RE.search(x).group(1) for x in w.lines if URL_RE.search(x))
+            ok, text, end = 0, "", time.monotonic() + 30
+            while time.monotonic() < end and job(env, jid)["status"] != "succeeded":
+                text = _scrape(url)
+                ok = _value(text, 'modelcat_bench_requests_total{outcome="ok"}')
+                if ok >= 5:
+                    break
+                time.sleep(0.1)
+            assert 5 <= ok < 40, (ok, w.log())  # seen moving during the run
+            assert _value(text, "modelcat_bench_ttft_seconds_count") == ok
+            _promtool(text)
+            check_runs(env, wait_job(env, jid, ("succeeded", "failed")), 1, 40)
+            end = time.monotonic() + 10
+            while _value(_scrape(url), 'modelcat_worker_jobs_total{outcome="succeeded"}') < 1:
+                assert time.monotonic() < end, w.log()
+                time.sleep(0.1)
+            text = _scrape(url)
+            assert _value(text, 'modelcat_bench_requests_total{outcome="ok"}') == 40
+            _promtool(text)
+        finally:
+            w.proc.send_signal(signal.SIGTERM)
+            w.wait(30)
+    finally:
+        sim.stop()

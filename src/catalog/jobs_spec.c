@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bench/stats.h"
 #include "catalog/jobs.h"
 #include "core/codec.h"
 #include "core/config.h"
@@ -25,7 +26,6 @@
 #include "core/mem.h"
 
 #define MAX_ARGS 128
-#define PCT_MAX 16 /* bench/stats.h BENCH_PCT_MAX */
 #define SWEEP_MAX 64
 #define HEADERS_MAX 32
 
@@ -148,64 +148,6 @@ static int member_arg(const char *member, json_t *v, struct buf *args, int *argc
                    : "a string or a number");
 }
 
-/* Separators of the CLI's percentile and SLO lists (bench/stats.c). */
-static const char *skip_sep(const char *p)
-{
-    while (*p == ',' || isspace((unsigned char)*p))
-        p++;
-    return p;
-}
-
-static const char *read_num(const char *p, double *v)
-{
-    char *end;
-    *v = strtod(p, &end);
-    return end == p || !isfinite(*v) ? NULL : end;
-}
-
-static int end_ok(const char *end)
-{
-    return end && (!*end || *end == ',' || isspace((unsigned char)*end));
-}
-
-static int check_pcts(const char *s, struct err_detail *d)
-{
-    int k = 0;
-    for (const char *p = skip_sep(s); *p; p = skip_sep(p), k++) {
-        double v;
-        const char *end = read_num(p, &v);
-        if (!end_ok(end))
-            return err_set(d, ERR_INVAL, "percentiles", "not a number at \"%.20s\"", p);
-        if (!(v >= 0.0 && v <= 100.0) || k == PCT_MAX)
-            return err_set(d, ERR_RANGE, "percentiles",
-                           "percentiles are at most %d numbers in [0, 100]", PCT_MAX);
-        p = end;
-    }
-    return k ? 0 : err_set(d, ERR_INVAL, "percentiles", "no percentile given");
-}
-
-static int check_goodput(const char *s, struct err_detail *d)
-{
-    int seen = 0;
-    for (const char *p = skip_sep(s); *p; p = skip_sep(p)) {
-        size_t klen = strcspn(p, ":, \t\n");
-        int bit = klen != 4 ? 0 : !strncmp(p, "ttft", 4) ? 1 : !strncmp(p, "tpot", 4) ? 2
-                              : !strncmp(p, "e2el", 4) ? 4 : 0;
-        if (!bit || p[klen] != ':')
-            return err_set(d, ERR_INVAL, "goodput",
-                           "expected ttft:MS, tpot:MS or e2el:MS at \"%.20s\"", p);
-        if (seen & bit)
-            return err_set(d, ERR_INVAL, "goodput", "%.4s is given twice", p);
-        seen |= bit;
-        double v;
-        const char *end = read_num(p + klen + 1, &v);
-        if (!end_ok(end) || !(v > 0))
-            return err_set(d, ERR_INVAL, "goodput", "%.4s needs a number of ms > 0", p);
-        p = end;
-    }
-    return 0;
-}
-
 static int check_sweep(const char *sw, struct err_detail *d)
 {
     int conc = !strncmp(sw, "concurrency=", 12);
@@ -281,8 +223,12 @@ static int cross_checks(json_t *spec, const struct cfg *c, struct err_detail *d)
             return err_set(d, ERR_RANGE, "request_rate",
                            "request_rate times burstiness is out of range");
     }
-    if ((rc = check_pcts(cfg_str(c, CFG_BENCH_PERCENTILES), d)) ||
-        (rc = check_goodput(cfg_str(c, CFG_BENCH_GOODPUT), d)) ||
+    /* The CLI's own parsers of those lists (bench/stats.h). */
+    double pcts[BENCH_PCT_MAX];
+    int npcts;
+    struct bench_slo slo;
+    if ((rc = bench_pcts_parse(cfg_str(c, CFG_BENCH_PERCENTILES), pcts, &npcts, d)) ||
+        (rc = bench_slo_parse(cfg_str(c, CFG_BENCH_GOODPUT), &slo, d)) ||
         (rc = check_sweep(cfg_str(c, CFG_BENCH_SWEEP), d)) ||
         (rc = check_headers(cfg_str(c, CFG_BENCH_HEADER), d)) || (rc = check_url(c, d)))
         return rc;

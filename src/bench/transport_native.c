@@ -291,7 +291,7 @@ static ssize_t read_timed(struct conn *c, int fd, char *p, size_t cap, int64_t *
     m.msg_control = ctl;
     m.msg_controllen = sizeof(ctl);
     ssize_t k = recvmsg(fd, &m, 0);
-    struct timespec rt, mono;
+    struct timespec mono;
     clock_gettime(CLOCK_MONOTONIC, &mono);
     int64_t now = (int64_t)mono.tv_sec * 1000000000 + mono.tv_nsec;
     *ts = now;
@@ -302,10 +302,7 @@ static ssize_t read_timed(struct conn *c, int fd, char *p, size_t cap, int64_t *
             continue;
         struct timespec st;
         memcpy(&st, CMSG_DATA(h), sizeof(st));
-        clock_gettime(CLOCK_REALTIME, &rt);
-        int64_t off = ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 +
-                      (rt.tv_nsec - mono.tv_nsec);
-        int64_t v = (int64_t)st.tv_sec * 1000000000 + st.tv_nsec - off;
+        int64_t v = time_mono_from_realtime(&st);
         if (v > 0 && v <= now) {
             *ts = v;
             if (c->cl->measuring)

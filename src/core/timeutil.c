@@ -18,6 +18,30 @@ int64_t time_mono_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+static int64_t ts_ns(const struct timespec *t)
+{
+    return (int64_t)t->tv_sec * 1000000000 + t->tv_nsec;
+}
+
+int64_t time_mono_from_realtime(const struct timespec *rt)
+{
+    struct timespec m1, r, m2;
+    int64_t off = 0, best = INT64_MAX;
+    for (int i = 0; i < 4; i++) {
+        clock_gettime(CLOCK_MONOTONIC, &m1);
+        clock_gettime(CLOCK_REALTIME, &r);
+        clock_gettime(CLOCK_MONOTONIC, &m2);
+        int64_t gap = ts_ns(&m2) - ts_ns(&m1);
+        if (gap < best) { /* the tightest bracket wins */
+            best = gap;
+            off = ts_ns(&r) - (ts_ns(&m1) + gap / 2);
+        }
+        if (gap < 2000)
+            break;
+    }
+    return ts_ns(rt) - off;
+}
+
 int64_t time_wall_ms(void)
 {
     struct timespec ts;

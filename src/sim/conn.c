@@ -329,13 +329,9 @@ static ssize_t read_stamped(struct sim_conn *c, int fd, char *p, size_t n)
     for (struct cmsghdr *h = k > 0 ? CMSG_FIRSTHDR(&m) : NULL; h; h = CMSG_NXTHDR(&m, h)) {
         if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_TIMESTAMPNS)
             continue;
-        struct timespec ts, rt, mono;
+        struct timespec ts;
         memcpy(&ts, CMSG_DATA(h), sizeof(ts));
-        clock_gettime(CLOCK_REALTIME, &rt);
-        clock_gettime(CLOCK_MONOTONIC, &mono);
-        int64_t off = ((int64_t)rt.tv_sec - mono.tv_sec) * 1000000000 + (rt.tv_nsec - mono.tv_nsec);
-        int64_t v = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - off;
-        int64_t now = (int64_t)mono.tv_sec * 1000000000 + mono.tv_nsec;
+        int64_t v = time_mono_from_realtime(&ts), now = time_mono_ns();
         c->rx_ns = v > 0 && v <= now ? v : 0;
     }
     return k;
